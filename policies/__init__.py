@@ -1,0 +1,1 @@
+"""Queue-ordering policies (shared by the live priority daemon and the simulator)."""

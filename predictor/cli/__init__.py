@@ -1,0 +1,34 @@
+"""The ``foresight`` command: one entry point, one sub-command module per area.
+
+Each area registers its commands here; the modules stay small and own their
+own options.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="foresight",
+    help="Foresight: predictive scheduling for Slurm.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Foresight: predictive scheduling for Slurm."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print Foresight's version."""
+    from predictor import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
