@@ -8,6 +8,17 @@ if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "bootstrap: installing python3-venv (needs root)" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip
 fi
+# Debian packages the tests drive for real: Lua 5.1 + lua-socket/lua-cjson for
+# job_submit.lua (the same modules slurmctld's job_submit/lua loads).
+need=()
+command -v lua5.1 >/dev/null 2>&1 || need+=(lua5.1)
+for mod in socket cjson; do
+  lua5.1 -e "require '$mod'" >/dev/null 2>&1 || need+=("lua-$mod")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.1 lua-socket lua-cjson
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

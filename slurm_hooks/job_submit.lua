@@ -1,0 +1,423 @@
+--[[
+Foresight job_submit plugin for Slurm (job_submit/lua).
+
+At submission it asks the Foresight service (POST /v1/jobs/score) for the
+job's predicted run time, its QSSF site factor and placement hints, then:
+  * sets job_desc.site_factor (added unweighted to the multifactor priority),
+  * records the prediction in job_desc.admin_comment (sacct shows it),
+  * adds hint nodes to exc_nodes, but only nodes that exist in the job's
+    partition and only while enough other nodes remain to run the job.
+
+It never makes Slurm less reliable: every failure (service down, hanging,
+garbage, Lua error) leaves the job unchanged and accepted; a whole-request
+deadline bounds each call; a circuit breaker stops calling for a while after
+consecutive failures. One log line per decision goes to slurmctld's log.
+
+Configuration: `job_submit_foresight.conf` beside this script (or the file
+named by $FORESIGHT_HOOK_CONF), `key = value` lines; see that file.
+Dependencies (Debian): lua-socket, lua-cjson.
+]]
+
+local socket_ok, socket = pcall(require, "socket")
+local cjson_ok, cjson = pcall(require, "cjson.safe")
+
+local M = {}
+
+M.defaults = {
+    url = "http://127.0.0.1:8765/v1/jobs/score",
+    timeout_ms = 300,
+    breaker_failures = 3,
+    breaker_cooldown_s = 30,
+    set_site_factor = true,
+    record_prediction = true,
+    apply_hints = true,
+    dry_run = false,
+    token_file = "",
+    log_decisions = true,
+}
+
+local NO_VAL = 4294967294
+local NO_VAL16 = 65534
+local INFINITE = 4294967295
+
+-- ---------------------------------------------------------------- config --
+
+local function script_dir()
+    local src = debug.getinfo(1, "S").source
+    if src:sub(1, 1) == "@" then
+        return src:sub(2):match("^(.*)/[^/]*$") or "."
+    end
+    return "."
+end
+
+local function parse_value(raw)
+    if raw == "true" then return true end
+    if raw == "false" then return false end
+    local n = tonumber(raw)
+    if n ~= nil then return n end
+    return raw
+end
+
+--- Read `key = value` lines; unknown keys are logged and ignored.
+function M.load_config(path)
+    local cfg = {}
+    for k, v in pairs(M.defaults) do cfg[k] = v end
+    local fh = io.open(path, "r")
+    if fh == nil then return cfg, "no config file at " .. path .. ", using defaults" end
+    local problems = {}
+    local lineno = 0
+    for line in fh:lines() do
+        lineno = lineno + 1
+        local stripped = line:gsub("#.*$", ""):match("^%s*(.-)%s*$")
+        if stripped ~= "" then
+            local key, value = stripped:match("^([%w_]+)%s*=%s*(.-)$")
+            if key == nil then
+                problems[#problems + 1] = string.format("%s:%d: not key = value", path, lineno)
+            elseif M.defaults[key] == nil then
+                problems[#problems + 1] = string.format("%s:%d: unknown key %s", path, lineno, key)
+            else
+                cfg[key] = parse_value(value)
+            end
+        end
+    end
+    fh:close()
+    if cfg.token_file ~= "" then
+        local tf = io.open(cfg.token_file, "r")
+        if tf then
+            cfg.token = (tf:read("*l") or ""):match("^%s*(.-)%s*$")
+            tf:close()
+        else
+            problems[#problems + 1] = "cannot read token_file " .. cfg.token_file
+        end
+    end
+    return cfg, (#problems > 0) and table.concat(problems, "; ") or nil
+end
+
+-- ----------------------------------------------------------------- log ----
+
+local function log(fmt, ...)
+    local msg = "foresight: " .. string.format(fmt, ...)
+    if slurm and slurm.log_info then slurm.log_info("%s", msg) else io.stderr:write(msg, "\n") end
+end
+
+-- ---------------------------------------------------------------- http ----
+
+local function parse_url(url)
+    local host, port, path = url:match("^http://([^:/]+):?(%d*)(/.*)$")
+    if host == nil then return nil end
+    return host, tonumber(port) or 80, path
+end
+
+--- POST `body` to `url`; the whole exchange must finish within timeout_s.
+-- Returns (status, response_body) or (nil, error).
+function M.http_post(url, body, timeout_s, token)
+    if not socket_ok then return nil, "lua-socket not installed" end
+    local host, port, path = parse_url(url)
+    if host == nil then return nil, "bad url " .. tostring(url) end
+    local deadline = socket.gettime() + timeout_s
+    local conn = socket.tcp()
+    conn:settimeout(timeout_s)
+    local ok, err = conn:connect(host, port)
+    if not ok then conn:close(); return nil, "connect: " .. tostring(err) end
+    local headers = {
+        "POST " .. path .. " HTTP/1.0",
+        "Host: " .. host .. ":" .. port,
+        "Content-Type: application/json",
+        "Content-Length: " .. #body,
+        "Connection: close",
+    }
+    if token and token ~= "" then headers[#headers + 1] = "Authorization: Bearer " .. token end
+    local request = table.concat(headers, "\r\n") .. "\r\n\r\n" .. body
+    local remaining = deadline - socket.gettime()
+    if remaining <= 0 then conn:close(); return nil, "timeout" end
+    conn:settimeout(remaining)
+    ok, err = conn:send(request)
+    if not ok then conn:close(); return nil, "send: " .. tostring(err) end
+    local parts = {}
+    while true do
+        remaining = deadline - socket.gettime()
+        if remaining <= 0 then conn:close(); return nil, "timeout" end
+        conn:settimeout(remaining)
+        local chunk, rerr, partial = conn:receive(8192)
+        if chunk then
+            parts[#parts + 1] = chunk
+        else
+            if partial and #partial > 0 then parts[#parts + 1] = partial end
+            if rerr == "closed" then break end
+            conn:close()
+            return nil, "receive: " .. tostring(rerr)
+        end
+    end
+    conn:close()
+    local response = table.concat(parts)
+    local status = tonumber(response:match("^HTTP/%d%.%d (%d%d%d)"))
+    if status == nil then return nil, "not an HTTP response" end
+    local resp_body = response:match("\r\n\r\n(.*)$") or ""
+    return status, resp_body
+end
+
+-- ------------------------------------------------------- circuit breaker --
+
+M.breaker = { failures = 0, open_until = 0 }
+
+local function now() return socket_ok and socket.gettime() or os.time() end
+
+function M.breaker_allows()
+    return now() >= M.breaker.open_until
+end
+
+function M.breaker_record(success, cfg)
+    if success then
+        M.breaker.failures = 0
+        M.breaker.open_until = 0
+        return
+    end
+    M.breaker.failures = M.breaker.failures + 1
+    if M.breaker.failures >= cfg.breaker_failures then
+        M.breaker.open_until = now() + cfg.breaker_cooldown_s
+        -- half-open after the cooldown: one more failure re-opens it at once
+        M.breaker.failures = cfg.breaker_failures - 1
+    end
+end
+
+-- ------------------------------------------------------------- hostlist --
+
+--- Expand a Slurm hostlist expression ("n[1-3,5],gpu01") into a set.
+function M.expand_hostlist(expr)
+    local set = {}
+    if expr == nil or expr == "" then return set end
+    -- split on commas that are not inside brackets
+    local depth, start = 0, 1
+    local items = {}
+    for i = 1, #expr do
+        local ch = expr:sub(i, i)
+        if ch == "[" then depth = depth + 1
+        elseif ch == "]" then depth = depth - 1
+        elseif ch == "," and depth == 0 then
+            items[#items + 1] = expr:sub(start, i - 1)
+            start = i + 1
+        end
+    end
+    items[#items + 1] = expr:sub(start)
+    for _, item in ipairs(items) do
+        local prefix, ranges, suffix = item:match("^([^%[]*)%[([^%]]*)%](.*)$")
+        if prefix == nil then
+            if item ~= "" then set[item] = true end
+        else
+            for range in ranges:gmatch("[^,]+") do
+                local a, b = range:match("^(%d+)%-(%d+)$")
+                if a == nil then a, b = range, range end
+                local width = #a
+                for n = tonumber(a), tonumber(b) do
+                    set[prefix .. string.format("%0" .. width .. "d", n) .. suffix] = true
+                end
+            end
+        end
+    end
+    return set
+end
+
+local function count(set)
+    local n = 0
+    for _ in pairs(set) do n = n + 1 end
+    return n
+end
+
+-- ----------------------------------------------------------- job fields --
+
+local function unset(v)
+    return v == nil or v == NO_VAL or v == NO_VAL16 or v == INFINITE
+end
+
+local function gpus_from_tres(tres)
+    if tres == nil or tres == "" then return 0 end
+    local total = 0
+    for item in tostring(tres):gmatch("[^,]+") do
+        -- gres/gpu:2, gres:gpu:2, gpu:a100:2, gres/gpu=2
+        if item:find("gpu") then
+            local n = tonumber(item:match("[:=](%d+)$"))
+            total = total + (n or 1)
+        end
+    end
+    return total
+end
+
+--- The score request for a job descriptor (and, on modify, its job record).
+function M.describe(job_desc, job_rec)
+    local function pick(field)
+        local v = job_desc[field]
+        if unset(v) and job_rec ~= nil then v = job_rec[field] end
+        if unset(v) then return nil end
+        return v
+    end
+    local time_limit = pick("time_limit")
+    local mem = pick("min_mem_per_node")
+    local nodes = pick("min_nodes")
+    local tres = pick("tres_per_node") or pick("tres_per_job")
+    local gpus = gpus_from_tres(tres)
+    if pick("tres_per_node") and nodes then gpus = gpus * nodes end
+    return {
+        job_id = job_rec and job_rec.job_id or nil,
+        user = pick("user_name") or tostring(pick("user_id") or ""),
+        account = pick("account") or pick("default_account") or "",
+        partition = pick("partition") or "",
+        qos = pick("qos") or "",
+        name = pick("name") or "",
+        time_limit = time_limit and time_limit * 60 or nil,
+        cpus = pick("min_cpus"),
+        gpus = gpus,
+        tres_per_node = tres,
+        nodes = nodes,
+        mem_mb = mem,
+        submit_time = os.time(),
+        features = pick("features"),
+    }
+end
+
+-- ---------------------------------------------------------------- hints --
+
+--- Node names of the job's partition (default partition if none named).
+function M.partition_nodes(part_list, partition)
+    local nodes = {}
+    if part_list == nil then return nodes end
+    for name, part in pairs(part_list) do
+        local pname = part.name or name
+        local wanted = (partition ~= nil and partition ~= "")
+            and ("," .. partition .. ","):find("," .. pname .. ",", 1, true)
+            or (partition == nil or partition == "") and (part.flag_default == 1 or part.default == 1)
+        if wanted then
+            for node in pairs(M.expand_hostlist(part.nodes)) do nodes[node] = true end
+        end
+    end
+    return nodes
+end
+
+--- Valid nodes to exclude: known to the partition, and never so many that
+-- fewer than the job's node count would remain. Returns (list, dropped).
+function M.valid_exclusions(avoid, known, min_nodes, already_excluded)
+    local keep, dropped = {}, {}
+    local excluded = {}
+    for n in pairs(already_excluded or {}) do excluded[n] = true end
+    local remaining = count(known) - count(excluded)
+    for _, node in ipairs(avoid or {}) do
+        if type(node) ~= "string" or not known[node] then
+            dropped[#dropped + 1] = tostring(node) .. "(unknown)"
+        elseif excluded[node] then
+            -- already excluded by the user: nothing to do
+        elseif remaining - 1 < math.max(min_nodes or 1, 1) then
+            dropped[#dropped + 1] = node .. "(would leave too few nodes)"
+        else
+            keep[#keep + 1] = node
+            excluded[node] = true
+            remaining = remaining - 1
+        end
+    end
+    return keep, dropped
+end
+
+-- --------------------------------------------------------------- decide --
+
+local function admin_note(result)
+    local interval = result.runtime_interval_s or {}
+    return string.format("foresight:runtime=%d;lo=%d;hi=%d;gpu_time=%d;sf=%d;model=%s",
+        math.floor(tonumber(result.runtime_s) or -1),
+        math.floor(tonumber(interval[1]) or -1),
+        math.floor(tonumber(interval[2]) or -1),
+        math.floor(tonumber(result.gpu_time_s) or -1),
+        math.floor(tonumber(result.site_factor) or 0),
+        tostring(result.model_version or "?"))
+end
+
+local function merge_comment(old, note)
+    if old == nil or old == "" then return note end
+    local stripped = old:gsub("foresight:[^|]*", ""):gsub("^|+", ""):gsub("|+$", "")
+    if stripped == "" then return note end
+    return stripped .. "|" .. note
+end
+
+--- Ask the service and apply its answer to job_desc. Returns a log string.
+function M.decide(job_desc, job_rec, part_list, cfg)
+    if not socket_ok then return "skip: lua-socket missing" end
+    if not cjson_ok then return "skip: lua-cjson missing" end
+    if not M.breaker_allows() then return "skip: circuit open" end
+    local request = M.describe(job_desc, job_rec)
+    local body = cjson.encode(request)
+    local t0 = now()
+    local status, resp = M.http_post(cfg.url, body, cfg.timeout_ms / 1000.0, cfg.token)
+    local ms = (now() - t0) * 1000
+    if status ~= 200 then
+        M.breaker_record(false, cfg)
+        return string.format("fail-open: %s (%.1f ms)",
+            status and ("HTTP " .. status) or tostring(resp), ms)
+    end
+    local result = cjson.decode(resp)
+    if type(result) ~= "table" or tonumber(result.site_factor) == nil then
+        M.breaker_record(false, cfg)
+        return string.format("fail-open: unusable response (%.1f ms)", ms)
+    end
+    M.breaker_record(true, cfg)
+    local sf = math.floor(tonumber(result.site_factor))
+    local actions = {}
+    if cfg.set_site_factor then
+        actions[#actions + 1] = "site_factor=" .. sf
+        if not cfg.dry_run then job_desc.site_factor = sf end
+    end
+    if cfg.record_prediction then
+        actions[#actions + 1] = "admin_comment"
+        if not cfg.dry_run then
+            job_desc.admin_comment = merge_comment(job_desc.admin_comment, admin_note(result))
+        end
+    end
+    local hints = type(result.hints) == "table" and result.hints or nil
+    if cfg.apply_hints and hints and type(hints.avoid_nodes) == "table" and #hints.avoid_nodes > 0 then
+        local known = M.partition_nodes(part_list, request.partition)
+        local current = M.expand_hostlist(job_desc.exc_nodes)
+        local keep, dropped = M.valid_exclusions(hints.avoid_nodes, known, request.nodes, current)
+        if #keep > 0 then
+            local all = {}
+            for n in pairs(current) do all[#all + 1] = n end
+            for _, n in ipairs(keep) do all[#all + 1] = n end
+            table.sort(all)
+            actions[#actions + 1] = "exc_nodes+=" .. table.concat(keep, ",")
+            if not cfg.dry_run then job_desc.exc_nodes = table.concat(all, ",") end
+        end
+        if #dropped > 0 then actions[#actions + 1] = "hints_dropped=" .. table.concat(dropped, ",") end
+    end
+    return string.format("%s%s runtime=%s model=%s (%.1f ms)",
+        cfg.dry_run and "dry-run " or "", table.concat(actions, " "),
+        tostring(result.runtime_s), tostring(result.model_version), ms)
+end
+
+-- ------------------------------------------------------- plugin entries --
+
+local config_path = os.getenv("FORESIGHT_HOOK_CONF") or (script_dir() .. "/job_submit_foresight.conf")
+local config, config_problem = M.load_config(config_path)
+if config_problem then log("config: %s", config_problem) end
+
+local function run(job_desc, job_rec, part_list, what)
+    local ok, outcome = pcall(M.decide, job_desc, job_rec, part_list, config)
+    if not ok then outcome = "fail-open: error " .. tostring(outcome) end
+    if config.log_decisions then
+        log("%s user=%s name=%s %s", what, tostring(job_desc.user_name or job_desc.user_id),
+            tostring(job_desc.name), outcome)
+    end
+end
+
+function slurm_job_submit(job_desc, part_list, submit_uid)
+    run(job_desc, nil, part_list, "submit")
+    return slurm.SUCCESS
+end
+
+--- Re-score when the time limit or size changes, so predictions stay true.
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+    local changed = not unset(job_desc.time_limit) or not unset(job_desc.min_nodes)
+        or not unset(job_desc.min_cpus) or job_desc.tres_per_node ~= nil
+    if changed then run(job_desc, job_rec, part_list, "modify job=" .. tostring(job_rec.job_id)) end
+    return slurm.SUCCESS
+end
+
+-- Exposed for the tests (tests/test_job_submit_lua.py load this file with a stub `slurm`).
+foresight_hook = M
+foresight_hook.config = config
+
+return M

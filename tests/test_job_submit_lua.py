@@ -1,0 +1,179 @@
+"""job_submit.lua, run by a real Lua 5.1 with lua-socket against a real local HTTP server.
+
+The hook must accept every job unchanged within its deadline when the service is
+down, hanging or answering garbage; must stop calling once its breaker opens; and
+must only ever exclude nodes that exist, leaving enough to run the job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+HOOK = Path(__file__).resolve().parent.parent / "slurm_hooks" / "job_submit.lua"
+HARNESS = Path(__file__).resolve().parent / "lua" / "harness.lua"
+LUA = shutil.which("lua5.1")
+
+pytestmark = pytest.mark.skipif(
+    LUA is None, reason="lua5.1 with lua-socket/lua-cjson not installed (scripts/bootstrap.sh)"
+)
+
+JOB = {
+    "user_name": "alice",
+    "account": "physics",
+    "partition": "gpu",
+    "name": "train-resnet",
+    "time_limit": 120,
+    "min_cpus": 4,
+    "min_nodes": 1,
+    "tres_per_node": "gres/gpu:2",
+}
+PARTS = {"gpu": {"name": "gpu", "nodes": "n[1-4]"}}
+GOOD = {
+    "runtime_s": 3600.0,
+    "runtime_interval_s": [1800.0, 7200.0],
+    "gpu_time_s": 7200.0,
+    "priority": 0.5,
+    "site_factor": 4242,
+    "model_version": "v7",
+    "hints": {"avoid_nodes": ["n2", "zz9"], "prefer_nodes": ["n1"]},
+}
+
+
+class _Service(BaseHTTPRequestHandler):
+    mode = "good"
+    bodies: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        _Service.bodies.append(json.loads(self.rfile.read(length)))
+        if self.mode == "hang":
+            threading.Event().wait(5)
+            return
+        if self.mode == "garbage":
+            payload, status = b"<html>not json", 200
+        elif self.mode == "error":
+            payload, status = b'{"error": "boom"}', 500
+        else:
+            payload, status = json.dumps(GOOD).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def service() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Service)
+    server.daemon_threads = True
+    _Service.mode = "good"
+    _Service.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_hook(tmp_path: Path, port: int, calls: int = 1, job: dict | None = None,
+             parts: dict | None = None, **conf: object) -> list[dict]:
+    settings = {"url": f"http://127.0.0.1:{port}/v1/jobs/score", "timeout_ms": 200, **conf}
+    cfg = tmp_path / "hook.conf"
+    cfg.write_text("".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}\n"
+                           for k, v in settings.items()))
+    out = subprocess.run(
+        [LUA, str(HARNESS), str(HOOK), str(calls), json.dumps(job or JOB),
+         json.dumps(parts or PARTS)],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={"FORESIGHT_HOOK_CONF": str(cfg), "PATH": "/usr/bin:/bin"},
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_good_answer_sets_site_factor_comment_and_valid_exclusions(tmp_path, service):
+    [res] = run_hook(tmp_path, service.server_port)
+    job = res["job"]
+    assert res["rc"] == 0
+    assert job["site_factor"] == 4242
+    assert job["admin_comment"].startswith("foresight:runtime=3600;lo=1800;hi=7200")
+    assert "model=v7" in job["admin_comment"]
+    assert job["exc_nodes"] == "n2"  # zz9 is no node of the partition: dropped
+    assert "hints_dropped=zz9(unknown)" in res["logs"][0]
+    sent = _Service.bodies[0]
+    assert sent["user"] == "alice" and sent["time_limit"] == 7200 and sent["gpus"] == 2
+
+
+@pytest.mark.parametrize("mode", ["hang", "garbage", "error"])
+def test_bad_service_leaves_job_unchanged_within_timeout(tmp_path, service, mode):
+    _Service.mode = mode
+    [res] = run_hook(tmp_path, service.server_port, timeout_ms=200)
+    assert res["rc"] == 0
+    assert res["job"] == JOB
+    assert "fail-open" in res["logs"][0]
+    assert res["ms"] < 200 + 100
+
+
+def test_service_down_fails_open_and_breaker_opens(tmp_path):
+    results = run_hook(tmp_path, _free_port(), calls=5, breaker_failures=3)
+    assert all(r["rc"] == 0 and r["job"] == JOB for r in results)
+    assert all("fail-open" in r["logs"][0] for r in results[:3])
+    assert all("circuit open" in r["logs"][0] for r in results[3:])
+    assert max(r["ms"] for r in results[3:]) < 1.0
+
+
+def test_hanging_service_trips_breaker_then_calls_are_instant(tmp_path, service):
+    _Service.mode = "hang"
+    results = run_hook(tmp_path, service.server_port, calls=4, timeout_ms=150,
+                       breaker_failures=2)
+    assert [("circuit open" in r["logs"][0]) for r in results] == [False, False, True, True]
+    assert results[-1]["ms"] < 1.0
+
+
+def test_exclusions_never_leave_too_few_nodes(tmp_path, service):
+    GOOD["hints"]["avoid_nodes"] = ["n1", "n2", "n3", "n4"]
+    try:
+        [res] = run_hook(tmp_path, service.server_port, job={**JOB, "min_nodes": 2})
+    finally:
+        GOOD["hints"]["avoid_nodes"] = ["n2", "zz9"]
+    assert res["job"]["exc_nodes"] == "n1,n2"  # two of four nodes must stay usable
+
+
+def test_dry_run_changes_nothing_but_logs_the_decision(tmp_path, service):
+    [res] = run_hook(tmp_path, service.server_port, dry_run=True)
+    assert res["job"] == JOB
+    assert res["logs"][0].startswith("foresight: submit user=alice")
+    assert "dry-run site_factor=4242" in res["logs"][0]
+
+
+def test_each_action_can_be_turned_off(tmp_path, service):
+    [res] = run_hook(tmp_path, service.server_port, set_site_factor=False, apply_hints=False)
+    assert "site_factor" not in res["job"] and "exc_nodes" not in res["job"]
+    assert "admin_comment" in res["job"]
+
+
+def test_hostlist_expansion(tmp_path):
+    script = (f'slurm = {{SUCCESS=0, log_info=function() end}}; dofile("{HOOK}"); '
+              'local s = foresight_hook.expand_hostlist("n[1-3,7],gpu[08-10],login"); '
+              'local t = {}; for k in pairs(s) do t[#t+1] = k end; table.sort(t); '
+              'print(table.concat(t, " "))')
+    out = subprocess.run([LUA, "-e", script], capture_output=True, text=True, check=True,
+                         env={"FORESIGHT_HOOK_CONF": str(tmp_path / "none.conf")})
+    assert out.stdout.split() == ["gpu08", "gpu09", "gpu10", "login", "n1", "n2", "n3", "n7"]
