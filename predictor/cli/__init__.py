@@ -32,3 +32,20 @@ def version() -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+from predictor.cli.serve import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve)
+
+from predictor.cli.logs import logs_app  # noqa: E402
+
+app.add_typer(logs_app, name="logs")
+
+from predictor.cli.cluster import cluster_app  # noqa: E402
+
+app.add_typer(cluster_app, name="cluster")
+
+from energy.cli import energy_app  # noqa: E402
+
+app.add_typer(energy_app, name="energy")

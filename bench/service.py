@@ -1,0 +1,412 @@
+"""Benchmark of the prediction service: ``python -m bench.service``.
+
+1. trains a real duration model (``--log``, default the KTH SP2 log) into a
+   temporary ``FORESIGHT_HOME``;
+2. measures in-process where one score's time goes (parse, features, model,
+   policy, JSON) and the in-process batch of 10,000 jobs;
+3. starts ``foresight serve`` (gunicorn, 127.0.0.1, a free port) and drives it
+   from a second process with keep-alive ``http.client`` connections: the
+   ``/healthz`` round trip (baseline), ``/v1/jobs/score`` at a fixed open-loop
+   rate (latency counted from each request's scheduled send time, so queueing
+   is not hidden), a closed-loop saturation run (maximum sustained rate), the
+   10,000-job batch over HTTP, and each worker's RSS;
+4. prints the numbers, ratios to the baseline and the targets, and writes
+   ``out/bench/service.json`` and ``out/bench/service.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predictor.state import PROJECT_ROOT, data_dir
+
+TARGETS = {"p50_ms": 2.0, "p99_ms": 10.0, "batch_10k_s": 1.0, "worker_rss_mb": 300.0}
+OUT_DIR = PROJECT_ROOT / "out" / "bench"
+
+
+# --- workload ---------------------------------------------------------------
+def job_bodies(log: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` realistic job descriptors from the tail of a real log (as job_submit sends them)."""
+    from predictor.logs import read_log
+
+    jobs = read_log(log).jobs
+    tail = jobs.tail(max(n, 2000)).sample(n=n, replace=n > len(jobs), random_state=seed)
+    now = time.time()
+    bodies = []
+    for row in tail.itertuples(index=False):
+        body: dict[str, Any] = {
+            "user": row.user or "u0",
+            "account": row.account,
+            "partition": row.partition,
+            "qos": row.qos,
+            "name": row.job_name,
+            "time_limit": float(row.time_limit) if row.time_limit > 0 else 3600.0,
+            "cpus": int(max(row.cpus, 1)) if np.isfinite(row.cpus) else 1,
+            "nodes": int(row.nodes) if np.isfinite(row.nodes) and row.nodes >= 1 else 1,
+            "submit_time": now,
+        }
+        if np.isfinite(row.gpus) and row.gpus > 0:
+            body["gpus"] = int(row.gpus)
+        if np.isfinite(row.mem_mb):
+            body["mem_mb"] = float(row.mem_mb)
+        bodies.append(body)
+    return bodies
+
+
+# --- client side (runs in a second process) ----------------------------------
+def _connect(port: int) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def _request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None) -> int:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def _open_loop(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    """One connection sending at ``rate``/s; latency measured from the scheduled send time."""
+    conn = _connect(port)
+    n = int(rate * seconds)
+    lat = np.empty(n)
+    errors = 0
+    start = time.perf_counter() + 0.05
+    for i in range(n):
+        due = start + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        method = "GET" if not bodies else "POST"
+        status = _request(conn, method, path, bodies[i % len(bodies)] if bodies else None)
+        errors += status != 200
+        lat[i] = time.perf_counter() - due
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return {"lat": lat.tolist(), "errors": errors, "achieved": n / elapsed}
+
+
+def _closed_loop(port: int, path: str, bodies: list[bytes], seconds: float) -> dict:
+    """One connection sending back-to-back for ``seconds``."""
+    conn = _connect(port)
+    lat, errors = [], 0
+    end = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        errors += _request(conn, "POST", path, bodies[i % len(bodies)]) != 200
+        lat.append(time.perf_counter() - t0)
+        i += 1
+    conn.close()
+    return {"lat": lat, "errors": errors, "count": i}
+
+
+def _client_worker(kind: str, args: tuple, out: Any) -> None:
+    fn = {"open": _open_loop, "closed": _closed_loop}[kind]
+    out.send(fn(*args))
+    out.close()
+
+
+def run_clients(kind: str, per_client_args: list[tuple]) -> list[dict]:
+    """Run one client process per args tuple (spawned: a clean second process)."""
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    for args in per_client_args:
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_client_worker, args=(kind, args, send))
+        proc.start()
+        pipes.append(recv)
+        procs.append(proc)
+    results = [p.recv() for p in pipes]
+    for proc in procs:
+        proc.join()
+    return results
+
+
+def pct(values: list[float] | np.ndarray, q: float) -> float:
+    """Percentile in milliseconds."""
+    return float(np.percentile(np.asarray(values) * 1e3, q))
+
+
+# --- server side --------------------------------------------------------------
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
+    """``foresight serve`` in the background; returns once ``/readyz`` answers 200."""
+    env = dict(os.environ, FORESIGHT_HOME=str(home))
+    exe = Path(sys.executable).with_name("foresight")
+    cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers)]
+    log = (home / "serve.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"foresight serve exited: {(home / 'serve.log').read_text()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("foresight serve did not become ready in 120 s")
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    """RSS of each gunicorn worker (children of the master), MB."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        if fields.get("PPid", "").strip() == str(master_pid):
+            out.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return out
+
+
+# --- in-process breakdown -----------------------------------------------------
+def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, float]:
+    """Median microseconds per stage of one score, measured in this process."""
+    from predictor.config import load_config
+    from predictor.service import create_app
+    from predictor.service.schemas import JobDescriptor, ScoreResult
+    from predictor.service.scoring import StageTimes, pending_row
+
+    app = create_app(load_config(environ={"FORESIGHT_HOME": str(home)}), watch=False)
+    service = app.extensions["foresight"]
+    loaded = service.slot.current
+    raw = [json.dumps(b).encode() for b in bodies]
+    stages: dict[str, list[float]] = {k: [] for k in ("parse", "features", "model", "policy",
+                                                       "json", "flask_total")}  # fmt: skip
+    client = app.test_client()
+    for i in range(n):
+        body = raw[i % len(raw)]
+        t0 = time.perf_counter()
+        job = JobDescriptor.model_validate_json(body)
+        row = pending_row(job, time.time())
+        t1 = time.perf_counter()
+        times = StageTimes()
+        s = service.scorer.score_rows(
+            loaded, [row], service.history.store, time.time(), ranked=False, times=times
+        )
+        t2 = time.perf_counter()
+        ScoreResult(
+            runtime_s=float(s.runtime[0]), runtime_interval_s=(float(s.lo[0]), float(s.hi[0])),
+            gpu_time_s=float(s.gpu_time[0]), priority=float(s.priority[0]),
+            site_factor=int(s.site_factor[0]), policy="qssf", model_version=loaded.version,
+        ).model_dump_json()  # fmt: skip
+        t3 = time.perf_counter()
+        stages["parse"].append(t1 - t0)
+        stages["features"].append(times.features)
+        stages["model"].append(times.model)
+        stages["policy"].append(times.policy)
+        stages["json"].append(t3 - t2)
+        t4 = time.perf_counter()
+        client.post("/v1/jobs/score", data=body, content_type="application/json")
+        stages["flask_total"].append(time.perf_counter() - t4)
+    result = {k: statistics.median(v) * 1e6 for k, v in stages.items()}
+    batch = json.dumps({"jobs": (bodies * (10_000 // len(bodies) + 1))[:10_000]}).encode()
+    batch_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        resp = client.post("/v1/jobs/score:batch", data=batch, content_type="application/json")
+        batch_times.append(time.perf_counter() - t0)
+        assert resp.status_code == 200, resp.get_data()[:300]
+    result["batch_10k_inprocess_s"] = min(batch_times)
+    service.history.close()
+    return result
+
+
+# --- model --------------------------------------------------------------------
+def train_model(home: Path, log: Path) -> str:
+    """Train and activate a real model in ``home`` (the duration engineer's ``foresight train``)."""
+    env = dict(os.environ, FORESIGHT_HOME=str(home))
+    exe = Path(sys.executable).with_name("foresight")
+    subprocess.run([str(exe), "train", "--log", str(log)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    from predictor.registry import ModelRegistry
+
+    version = ModelRegistry(home / "models").active()
+    if version is None:
+        raise RuntimeError("foresight train left no active model")
+    return version
+
+
+# --- report -------------------------------------------------------------------
+def plot(path: Path, open_lat: np.ndarray, base_lat: np.ndarray, rate: float) -> None:
+    """Latency CDFs of /v1/jobs/score at ``rate`` and of the /healthz baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for lat, label in (
+        (base_lat, "/healthz (baseline)"),
+        (open_lat, f"/v1/jobs/score @ {rate:g}/s"),
+    ):
+        ms = np.sort(lat * 1e3)
+        ax.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=label)
+    for q, name in ((TARGETS["p50_ms"], "p50 target"), (TARGETS["p99_ms"], "p99 target")):
+        ax.axvline(q, ls="--", c="grey", lw=0.8)
+        ax.text(q, 0.02, name, rotation=90, fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, ms (from scheduled send time)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("foresight serve on loopback")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--log", type=Path, default=data_dir() / "hpc_swf/KTH-SP2-1996-2.1-cln.swf.gz"
+    )
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=2, help="client connections (processes)")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="foresight-bench-") as tmp:
+        home = Path(tmp)
+        with console.status("training a model on the real log"):
+            t0 = time.perf_counter()
+            version = train_model(home, args.log)
+            train_s = time.perf_counter() - t0
+        console.print(f"model {version} trained on {args.log.name} in {train_s:.1f} s")
+        bodies = job_bodies(args.log, 2000)
+        raw = [json.dumps(b).encode() for b in bodies]
+        with console.status("in-process breakdown"):
+            stages = breakdown(home, bodies, 2000)
+        port = free_port()
+        with console.status("starting foresight serve"):
+            server = start_server(home, port, args.workers)
+        try:
+            results = _drive(console, server, port, raw, bodies, args)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    results.update(stages=stages, model_version=version, train_s=train_s, log=str(args.log))
+    _report(console, results, args)
+
+
+def _drive(console: Any, server: subprocess.Popen, port: int, raw: list[bytes],
+           bodies: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    per = args.rate / args.clients
+    with console.status("baseline: /healthz"):
+        base = run_clients("open", [(port, "/healthz", [], per, args.seconds / 2)] * args.clients)
+    with console.status(f"/v1/jobs/score at {args.rate:g}/s for {args.seconds:g} s"):
+        chunks = [raw[i :: args.clients] for i in range(args.clients)]
+        score = run_clients(
+            "open", [(port, "/v1/jobs/score", c, per, args.seconds) for c in chunks]
+        )
+    with console.status("saturation (closed loop, 4 connections, 5 s)"):
+        sat = run_clients("closed", [(port, "/v1/jobs/score", raw, 5.0)] * 4)
+    batch = json.dumps({"jobs": (bodies * 5)[:10_000]}).encode()
+    conn = _connect(port)
+    batch_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        status = _request(conn, "POST", "/v1/jobs/score:batch", batch)
+        batch_times.append(time.perf_counter() - t0)
+        if status != 200:
+            raise RuntimeError(f"batch answered {status}")
+    conn.close()
+    rss = worker_rss_mb(server.pid)
+    base_lat = np.concatenate([np.asarray(r["lat"]) for r in base])
+    open_lat = np.concatenate([np.asarray(r["lat"]) for r in score])
+    sat_count = sum(r["count"] for r in sat)
+    return {
+        "baseline_p50_ms": pct(base_lat, 50), "baseline_p99_ms": pct(base_lat, 99),
+        "p50_ms": pct(open_lat, 50), "p99_ms": pct(open_lat, 99), "p999_ms": pct(open_lat, 99.9),
+        "offered_rate": args.rate, "achieved_rate": sum(r["achieved"] for r in score),
+        "errors": sum(r["errors"] for r in score) + sum(r["errors"] for r in sat),
+        "max_sustained_rate": sat_count / 5.0,
+        "saturated_p50_ms": pct(np.concatenate([r["lat"] for r in sat]), 50),
+        "batch_10k_s": min(batch_times), "worker_rss_mb": rss,
+        "_lat": (open_lat, base_lat),
+    }  # fmt: skip
+
+
+def _report(console: Any, r: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    open_lat, base_lat = r.pop("_lat")
+    st = r["stages"]
+    table = Table(title=f"foresight serve, {args.workers} workers, loopback, {os.cpu_count()} CPUs")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("vs baseline / target", justify="right")
+    b50 = r["baseline_p50_ms"]
+    rss = max(r["worker_rss_mb"]) if r["worker_rss_mb"] else float("nan")
+    rows = [
+        ("/healthz p50 (baseline)", f"{b50:.2f} ms", "1.00x"),
+        (f"score p50 @ {r['offered_rate']:g}/s", f"{r['p50_ms']:.2f} ms",
+         f"{r['p50_ms'] / b50:.2f}x base; target < {TARGETS['p50_ms']:g} ms"),
+        (f"score p99 @ {r['offered_rate']:g}/s", f"{r['p99_ms']:.2f} ms",
+         f"{r['p99_ms'] / r['baseline_p99_ms']:.2f}x base p99; target < {TARGETS['p99_ms']:g} ms"),
+        ("score p99.9", f"{r['p999_ms']:.2f} ms", ""),
+        ("achieved rate", f"{r['achieved_rate']:.0f}/s", f"offered {r['offered_rate']:g}/s"),
+        ("max sustained rate (closed loop, 4 conns)", f"{r['max_sustained_rate']:.0f}/s",
+         f"p50 {r['saturated_p50_ms']:.2f} ms"),
+        ("batch 10,000 jobs over HTTP", f"{r['batch_10k_s']:.3f} s",
+         f"target < {TARGETS['batch_10k_s']:g} s"),
+        ("batch 10,000 jobs in-process", f"{st['batch_10k_inprocess_s']:.3f} s", ""),
+        ("worker RSS (max)", f"{rss:.0f} MB", f"target < {TARGETS['worker_rss_mb']:g} MB"),
+        ("errors (non-200)", str(r["errors"]), ""),
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    flask_total = st["flask_total"]
+    parts = Table(title="one score in-process, median µs (where the time goes)")
+    for col in ("stage", "µs", "share of Flask round trip"):
+        parts.add_column(col, justify="right")
+    for key in ("parse", "features", "model", "policy", "json", "flask_total"):
+        parts.add_row(key, f"{st[key]:.0f}", f"{st[key] / flask_total:.0%}")
+    console.print(parts)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "service.json").write_text(json.dumps(r, indent=2, default=float) + "\n")
+    plot(OUT_DIR / "service.png", open_lat, base_lat, r["offered_rate"])
+    console.print(f"wrote {OUT_DIR / 'service.json'} and {OUT_DIR / 'service.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The power plan: how many nodes to keep on, and which nodes to switch.
+
+Two layers, both pure functions so the replay and the live controller share them:
+
+* :func:`decide` works on counts. ``need = max(busy now, forecast peak over the
+  horizon)``. If ``need + wake_buffer`` exceeds the nodes powered (on or booting),
+  wake enough for ``need + wake_buffer + wake_margin`` -- one wake-up event that
+  covers a rise, instead of many small ones. Otherwise, once ``min_on_dwell`` has
+  passed since the last wake-up, power down toward ``max(lookback max of busy,
+  need) + keep_buffer``, at most ``max_down_per_step`` nodes a step. The gap
+  between the wake and the power-down thresholds is the hysteresis.
+* :func:`choose_power_down` / :func:`choose_power_up` pick nodes: idle longest
+  first; never a node that is excluded (``SuspendExcNodes``/excluded partitions),
+  runs a job, is reserved for a pending job, or was powered up less than
+  ``min_on_dwell_node`` ago; wake the nodes that have been off the longest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Tunables of the plan (times in seconds, counts in nodes)."""
+
+    step_s: int = 600
+    boot_s: int = 300
+    horizon_steps: int = 6
+    wake_buffer: int = 3
+    wake_margin: int = 20
+    keep_buffer: int = 5
+    lookback_steps: int = 144
+    lookback_decay: float = 0.0
+    min_on_dwell_s: int = 24 * 3600
+    min_on_dwell_node_s: int = 1800
+    min_off_dwell_s: int = 1800
+    max_down_per_step: int = 5
+    max_up_per_step: int = 10_000
+    min_on: int = 0
+
+    @property
+    def boot_steps(self) -> int:
+        """Whole steps a woken node needs before it can take work (>= 1: not this step)."""
+        return max(1, math.ceil(self.boot_s / self.step_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlannerConfig:
+        """Build from a mapping; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown planner setting(s): {', '.join(unknown)}")
+        types = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: float(v) if types[k] == "float" else int(v) for k, v in data.items()})
+
+
+def lookback_peak(demand: np.ndarray, window: int, decay: float = 0.0) -> np.ndarray:
+    """Per step ``t``: ``max over k < window of demand[t - k] - decay * k`` (past only).
+
+    With ``decay`` 0 this is the trailing maximum; a positive decay lets an old
+    peak fade gradually instead of dropping out of the window all at once.
+    """
+    d = np.asarray(demand, dtype=np.float64)
+    out = d.copy()
+    for k in range(1, min(window, len(d))):
+        np.maximum(out[k:], d[:-k] - decay * k, out=out[k:])
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do this step, in counts, and why."""
+
+    need: int
+    keep_on: int
+    wake: int
+    power_down: int
+    reason: str
+
+
+def decide(
+    *,
+    busy: int,
+    forecast_peak: float,
+    lookback_max: float,
+    powered: int,
+    capacity: int,
+    steps_since_wake: float,
+    config: PlannerConfig,
+) -> Decision:
+    """The count-level decision for one step (see module docstring)."""
+    need = max(int(busy), math.ceil(forecast_peak), config.min_on)
+    need = min(need, capacity)
+    if need + config.wake_buffer > powered and powered < capacity:
+        target = min(capacity, need + config.wake_buffer + config.wake_margin)
+        wake = min(target - powered, config.max_up_per_step)
+        return Decision(
+            need, powered + wake, wake, 0,
+            f"need {need} (+{config.wake_buffer} buffer) exceeds {powered} powered: "
+            f"wake {wake} toward {target}",
+        )
+    dwell_steps = config.min_on_dwell_s / config.step_s
+    keep = min(capacity, max(math.ceil(lookback_max), need, config.min_on) + config.keep_buffer)
+    if powered > keep and steps_since_wake >= dwell_steps:
+        down = min(powered - keep, config.max_down_per_step)
+        return Decision(
+            need, powered - down, 0, down,
+            f"{powered} powered > keep-on {keep} (lookback peak {lookback_max:.0f}, need {need}, "
+            f"+{config.keep_buffer}): power down {down}",
+        )
+    why = "within dwell after a wake-up" if powered > keep else "powered matches keep-on"
+    return Decision(need, powered, 0, 0, f"hold {powered} ({why}; keep-on {keep})")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node as the planner needs it (times are epoch seconds)."""
+
+    name: str
+    power: str  # "on", "off", "powering_up", "powering_down"
+    busy: bool = False  # runs a job (allocated/mixed/completing)
+    reserved: bool = False  # held for a pending job / reservation
+    excluded: bool = False  # SuspendExcNodes, excluded partition, or admin-excluded
+    available: bool = True  # not down/drained/failed
+    idle_since: float | None = None
+    power_changed_at: float | None = None
+    partitions: tuple[str, ...] = field(default_factory=tuple)
+
+
+def can_power_down(node: NodeInfo, now: float, config: PlannerConfig) -> tuple[bool, str]:
+    """Whether ``node`` may be powered down now, and why not."""
+    if node.power != "on":
+        return False, f"power state is {node.power}"
+    if node.excluded:
+        return False, "excluded from power saving"
+    if node.busy:
+        return False, "runs a job"
+    if node.reserved:
+        return False, "reserved for a pending job"
+    if not node.available:
+        return False, "not available (down/drained)"
+    if node.power_changed_at is not None and now - node.power_changed_at < (
+        config.min_on_dwell_node_s
+    ):
+        return False, "powered up too recently (min on dwell)"
+    return True, ""
+
+
+def choose_power_down(
+    nodes: list[NodeInfo], count: int, now: float, config: PlannerConfig
+) -> list[NodeInfo]:
+    """Up to ``count`` nodes to power down: eligible ones, idle longest first."""
+    eligible = [n for n in nodes if can_power_down(n, now, config)[0]]
+    eligible.sort(key=lambda n: (n.idle_since if n.idle_since is not None else now, n.name))
+    return eligible[: max(0, count)]
+
+
+def choose_power_up(
+    nodes: list[NodeInfo], count: int, now: float, config: PlannerConfig
+) -> list[NodeInfo]:
+    """Up to ``count`` powered-off nodes to wake: off longest first, rested ones before."""
+    off = [n for n in nodes if n.power == "off" and n.available and not n.excluded]
+
+    def key(n: NodeInfo) -> tuple[int, float, str]:
+        since = n.power_changed_at if n.power_changed_at is not None else 0.0
+        rested = now - since >= config.min_off_dwell_s
+        return (0 if rested else 1, since, n.name)
+
+    off.sort(key=key)
+    return off[: max(0, count)]

@@ -1,0 +1,56 @@
+"""``foresight logs ...``: check that a job log reads, and see what was skipped."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from predictor.logs import LogFormatError, read_log
+
+logs_app = typer.Typer(help="Read and check job logs.", no_args_is_help=True)
+
+
+@logs_app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The job log to read.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="auto, swf, sacct, sacct-json, philly or helios."),
+    ] = "auto",
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    show: Annotated[int, typer.Option("--show", min=0, help="How many bad lines to print.")] = 10,
+) -> None:
+    """Read PATH; print its format, rows, skipped-line count and the first bad lines."""
+    started = time.perf_counter()
+    try:
+        result = read_log(path, fmt, strict=strict)
+    except LogFormatError as exc:
+        if as_json:
+            typer.echo(json.dumps({"path": str(path), "error": str(exc)}))
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    seconds = time.perf_counter() - started
+    jobs = result.jobs
+    if as_json:
+        summary = {
+            "path": result.path,
+            "format": result.format,
+            "rows": len(jobs),
+            "skipped": result.n_errors,
+            "seconds": round(seconds, 3),
+            "errors": [{"line": e.line, "reason": e.reason} for e in result.errors[:show]],
+        }
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"{result.path}: format {result.format}, {len(jobs)} rows, ", nl=False)
+    typer.echo(f"{result.n_errors} skipped line(s), read in {seconds:.2f} s")
+    for error in result.errors[:show]:
+        typer.echo(f"  {error}")
+    if result.n_errors > show:
+        typer.echo(f"  ... and {result.n_errors - min(show, len(result.errors))} more")

@@ -1,0 +1,91 @@
+"""Opening logs (plain or gzip, sniffed by magic bytes) and reading them in numbered batches."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from predictor.logs.errors import ErrorSink
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """Open ``path`` for reading text, un-gzipping it when it starts with the gzip magic.
+
+    Undecodable bytes are replaced rather than fatal, so one bad byte costs one
+    line (reported by the parser), not the whole log.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    # The caller closes the returned wrapper, which closes ``raw``.
+    raw: IO[bytes] = gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def head_lines(path: str | Path, n: int = 50) -> list[str]:
+    """The first ``n`` lines of ``path`` (decompressed), without line endings."""
+    lines: list[str] = []
+    with open_text(path) as fh:
+        for line in fh:
+            lines.append(line.rstrip("\r\n"))
+            if len(lines) >= n:
+                break
+    return lines
+
+
+def iter_line_batches(fh: IO[str], batch_rows: int) -> Iterator[tuple[list[int], list[str]]]:
+    """Yield ``(line_numbers, lines)`` batches of up to ``batch_rows`` lines (1-based numbers)."""
+    numbers: list[int] = []
+    lines: list[str] = []
+    for number, line in enumerate(fh, start=1):
+        numbers.append(number)
+        lines.append(line)
+        if len(lines) >= batch_rows:
+            yield numbers, lines
+            numbers, lines = [], []
+    if lines:
+        yield numbers, lines
+
+
+def iter_csv_batches(
+    fh: IO[str],
+    batch_rows: int,
+    sink: ErrorSink,
+    delimiter: str = ",",
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> Iterator[tuple[list[int], list[list[str]]]]:
+    """Yield ``(line_numbers, rows)`` batches of CSV records from ``fh``, header included.
+
+    Line numbers are the physical line on which each record starts, so a
+    record with a quoted newline still points at its first line. Blank lines
+    are skipped; records the CSV module cannot split go to ``sink``.
+    ``quoting=csv.QUOTE_NONE`` splits on every delimiter (sacct's output).
+    """
+    reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+    numbers: list[int] = []
+    rows: list[list[str]] = []
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            sink.add(start, f"unreadable CSV record: {exc}")
+            start = reader.line_num + 1
+            continue
+        if row:
+            numbers.append(start)
+            rows.append(row)
+        start = reader.line_num + 1
+        if len(rows) >= batch_rows:
+            yield numbers, rows
+            numbers, rows = [], []
+    if rows:
+        yield numbers, rows

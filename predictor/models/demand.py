@@ -1,0 +1,215 @@
+"""Node-demand forecaster: busy nodes per 10-minute step, ``h`` steps ahead.
+
+Every feature of step ``t`` is computed from steps ``<= t`` only (lags, trailing
+rolling statistics, calendar of ``t``), and the model for horizon ``h`` learns the
+change ``demand[t + h] - demand[t]``. So a forecast for ``t + h`` uses data up to
+``t`` and nothing later, whatever the caller passes in. One XGBoost regressor per
+horizon (direct strategy); a pseudo-Huber loss keeps the telemetry glitches of
+real clusters (whole-cluster drops to zero for a step) from steering the fit.
+
+:class:`PersistenceForecaster` (forecast = last value) shares the interface, so
+the evaluation and the controller run baselines through the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("xgboost", "persistence")
+DEFAULT_HORIZONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+_ROLL_WINDOWS = (6, 36, 144)
+DEFAULT_PARAMS: dict[str, Any] = {
+    "n_estimators": 300,
+    "max_depth": 3,
+    "learning_rate": 0.02,
+    "subsample": 0.7,
+    "colsample_bytree": 0.7,
+    "min_child_weight": 50,
+    "objective": "reg:pseudohubererror",
+    "huber_slope": 10.0,
+    "n_jobs": 2,
+    "random_state": 0,
+}
+
+
+class Forecaster(Protocol):
+    """What the controller and the evaluation need from a demand forecaster."""
+
+    kind: str
+    horizons: tuple[int, ...]
+
+    def fit(self, demand: pd.Series) -> Forecaster: ...
+
+    def predict(self, demand: pd.Series) -> pd.DataFrame: ...
+
+
+def demand_features(demand: pd.Series) -> pd.DataFrame:
+    """Features of each step from that step and earlier ones only (no centred windows)."""
+    s = demand.astype("float64")
+    feats: dict[str, pd.Series] = {"level": s}
+    for k in (1, 2, 3, 6):
+        feats[f"diff_{k}"] = s - s.shift(k)
+    for w in _ROLL_WINDOWS:
+        roll = s.rolling(w, min_periods=1)
+        feats[f"mean_{w}"] = roll.mean() - s
+        feats[f"max_{w}"] = roll.max() - s
+        feats[f"min_{w}"] = roll.min() - s
+        feats[f"std_{w}"] = roll.std()
+    feats["day_ago"] = s.shift(144) - s
+    index = pd.DatetimeIndex(s.index)
+    feats["hour"] = pd.Series(index.hour + index.minute / 60.0, index=s.index)
+    feats["weekday"] = pd.Series(index.day_of_week, index=s.index)
+    return pd.DataFrame(feats)
+
+
+def _check(demand: pd.Series) -> pd.Series:
+    if not isinstance(demand.index, pd.DatetimeIndex):
+        raise ValueError("demand must be indexed by time (a DatetimeIndex)")
+    if demand.isna().any():
+        raise ValueError("demand has missing values: fill gaps (energy.series.to_steps) first")
+    return demand
+
+
+@dataclass
+class PersistenceForecaster:
+    """Baseline: the demand ``h`` steps ahead equals the demand now."""
+
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS
+    kind: str = "persistence"
+
+    def fit(self, demand: pd.Series) -> PersistenceForecaster:
+        return self
+
+    def predict(self, demand: pd.Series) -> pd.DataFrame:
+        """Row ``t``, column ``h``: the forecast for step ``t + h`` made at ``t``."""
+        s = _check(demand).astype("float64")
+        return pd.DataFrame({h: s.to_numpy() for h in self.horizons}, index=s.index)
+
+    def save(self, path: str | Path) -> None:
+        _write_meta(Path(path), {"kind": self.kind, "horizons": list(self.horizons)})
+
+
+@dataclass
+class DemandForecaster:
+    """XGBoost, one model per horizon, on the change from the current demand."""
+
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS
+    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    kind: str = "xgboost"
+    models: dict[int, Any] = field(default_factory=dict, repr=False)
+    trained_until: str | None = None
+
+    def fit(self, demand: pd.Series) -> DemandForecaster:
+        """Train on a demand series (one row per step, no gaps)."""
+        from xgboost import XGBRegressor
+
+        s = _check(demand).astype("float64")
+        if len(s) < 2 * 144:
+            raise ValueError(f"need at least 2 days of steps to train, got {len(s)}")
+        x = demand_features(s)
+        self.models = {}
+        for h in self.horizons:
+            y = s.shift(-h) - s
+            ok = y.notna().to_numpy()
+            model = XGBRegressor(**self.params)
+            model.fit(x[ok], y[ok])
+            self.models[h] = model
+        self.trained_until = str(s.index[-1])
+        return self
+
+    def predict(self, demand: pd.Series) -> pd.DataFrame:
+        """Row ``t``, column ``h``: the forecast for step ``t + h`` made at ``t`` (clipped >= 0)."""
+        if not self.models:
+            raise ValueError("DemandForecaster is not fitted")
+        s = _check(demand).astype("float64")
+        x = demand_features(s)
+        out = {h: np.maximum(s.to_numpy() + self.models[h].predict(x), 0.0) for h in self.horizons}
+        return pd.DataFrame(out, index=s.index)
+
+    def save(self, path: str | Path) -> None:
+        """Write the models (XGBoost JSON) and metadata into directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for h, model in self.models.items():
+            model.save_model(path / f"h{h}.json")
+        meta = {
+            "kind": self.kind,
+            "horizons": list(self.horizons),
+            "params": self.params,
+            "trained_until": self.trained_until,
+        }
+        _write_meta(path, meta)
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    from predictor.state import atomic_write_json
+
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path / "demand.json", meta)
+
+
+def load(path: str | Path) -> DemandForecaster | PersistenceForecaster:
+    """Load a forecaster written by ``save``; ValueError naming what is wrong."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "demand.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a saved demand forecaster ({exc})") from exc
+    horizons = tuple(int(h) for h in meta.get("horizons", DEFAULT_HORIZONS))
+    if meta.get("kind") == "persistence":
+        return PersistenceForecaster(horizons=horizons)
+    if meta.get("kind") != "xgboost":
+        raise ValueError(f"{path}: unknown forecaster kind {meta.get('kind')!r}")
+    from xgboost import XGBRegressor
+
+    models = {}
+    for h in horizons:
+        model = XGBRegressor()
+        model.load_model(path / f"h{h}.json")
+        models[h] = model
+    return DemandForecaster(
+        horizons=horizons,
+        params=meta.get("params", dict(DEFAULT_PARAMS)),
+        models=models,
+        trained_until=meta.get("trained_until"),
+    )
+
+
+def make_forecaster(
+    kind: str = "xgboost", horizons: tuple[int, ...] = DEFAULT_HORIZONS
+) -> DemandForecaster | PersistenceForecaster:
+    """A fresh forecaster of ``kind`` (``xgboost`` or ``persistence``)."""
+    if kind == "xgboost":
+        return DemandForecaster(horizons=horizons)
+    if kind == "persistence":
+        return PersistenceForecaster(horizons=horizons)
+    raise ValueError(f"unknown forecaster {kind!r}; known: {', '.join(KINDS)}")
+
+
+def horizon_rmse(
+    forecasts: pd.DataFrame,
+    demand: pd.Series,
+    horizon: int,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    scored: pd.Series | None = None,
+) -> float:
+    """RMSE of the ``horizon``-step forecasts whose *target* step lies in ``[start, end]``.
+
+    ``forecasts`` comes from ``predict`` on a series covering at least
+    ``start - horizon`` .. ``end``; ``scored`` (bool per step) drops missing steps.
+    """
+    made_for = forecasts[horizon].shift(horizon)  # row = target step, value made h steps before
+    err = (made_for - demand.astype("float64")).loc[start:end]
+    if scored is not None:
+        err = err[scored.loc[start:end].to_numpy()]
+    err = err.dropna()
+    if err.empty:
+        raise ValueError(f"no {horizon}-step forecasts to score between {start} and {end}")
+    return float(np.sqrt(np.mean(err.to_numpy() ** 2)))

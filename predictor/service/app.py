@@ -1,0 +1,104 @@
+"""The Flask app factory: wires config, model slot, history, scorer, metrics and routes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, g, request
+
+from predictor.config import ServiceConfig, load_config
+from predictor.registry import ModelLoadError, ModelRegistry
+from predictor.service.auth import TokenAuth
+from predictor.service.errors import install_error_handlers
+from predictor.service.history_sync import HistorySync
+from predictor.service.metrics import ServiceMetrics
+from predictor.service.model_slot import ModelSlot, Watcher
+from predictor.service.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """Everything a request handler needs (``current_app.extensions["foresight"]``)."""
+
+    config: ServiceConfig
+    metrics: ServiceMetrics
+    auth: TokenAuth
+    slot: ModelSlot
+    history: HistorySync
+    scorer: Scorer
+    watcher: Watcher
+
+    def no_model_message(self) -> str:
+        """How to get a model, for 503 answers."""
+        err = self.slot.last_error
+        why = f" (the active model was refused: {err})" if err is not None else ""
+        return (
+            f"no duration model is being served{why}. Train one with "
+            f"`foresight train --log {self.config.default_log}` (FORESIGHT_HOME="
+            f"{self.config.state_dir}), or set train_on_start = true in the [service] "
+            f"config; the service picks a new active model up within "
+            f"{self.config.model_poll_s:g} s, or at once on POST /v1/models/reload."
+        )
+
+
+def _build_service(config: ServiceConfig) -> Service:
+    assert config.model_dir and config.history_db and config.token_file and config.state_dir
+    metrics = ServiceMetrics()
+    registry = ModelRegistry(config.model_dir)
+    slot = ModelSlot(
+        registry,
+        config.state_dir / "service" / "reload.stamp",
+        on_swap=metrics.set_serving,
+        on_refuse=metrics.model_refused,
+    )
+    try:
+        slot.load_active()
+    except ModelLoadError as exc:
+        log.error("not serving a model: %s", exc)
+    history = HistorySync(config.history_db)
+    scorer = Scorer(config.policy)
+    scorer.check_policy()
+    watcher = Watcher(config.model_poll_s, [slot.poll, history.flush, history.pull])
+    return Service(config, metrics, TokenAuth(config.token_file), slot, history, scorer, watcher)
+
+
+def _install_metrics_hooks(app: Flask, metrics: ServiceMetrics) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(resp: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        t0 = g.get("t0")
+        if t0 is not None:
+            metrics.latency.labels(route=rule).observe(time.perf_counter() - t0)
+        metrics.requests.labels(route=rule, method=request.method, status=resp.status_code).inc()
+        return resp
+
+
+def create_app(config: ServiceConfig | None = None, *, watch: bool = True) -> Flask:
+    """The service as a WSGI app.
+
+    ``config`` defaults to :func:`predictor.config.load_config` (TOML + environment).
+    ``watch`` starts this process's watcher thread (new models, other workers'
+    history writes); tests pass ``False`` and call ``service.watcher.steps`` by hand.
+    """
+    from predictor.service import health, jobs, models  # routes register on import
+
+    config = (config or load_config()).resolved()
+    app = Flask("foresight")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    service = _build_service(config)
+    app.extensions["foresight"] = service
+    install_error_handlers(app)
+    _install_metrics_hooks(app, service.metrics)
+    for module in (jobs, models, health):
+        app.register_blueprint(module.bp)
+    if watch:
+        service.watcher.start()
+    return app

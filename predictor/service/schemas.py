@@ -1,0 +1,200 @@
+"""Request and response bodies of the service (pydantic v2).
+
+These models are the single source of truth: routes validate with them and
+``/openapi.json`` is generated from them. Input models are strict (``"4"`` is
+not an integer) and ignore-but-report unknown fields (``extra="allow"``: the
+route lists them in ``warnings`` and counts them in a metric).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_NAME = 256
+MAX_SECONDS = 10 * 365 * 86400.0  # ten years: any larger time is a client bug
+MAX_EPOCH = 4102444800.0  # 2100-01-01
+MAX_COUNT = 10_000_000
+
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+Epoch = Annotated[float, Field(ge=0, le=MAX_EPOCH)]
+JobId = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[int, Field(ge=0)]
+
+# Slurm TRES-per-node strings: "gres/gpu:2" (24.x), "gres:gpu:2" (22.x), "gpu:a100:4",
+# "gres/gpu=2" (TRES notation), possibly comma-joined with others ("gres/gpu:2,gres/shard:1").
+_GPU_TRES = re.compile(r"^(?:gres[:/])?gpu(?::(?!\d+$)[A-Za-z0-9_.\-]+)?(?:[:=](\d+))?$")
+
+
+def gpus_per_node_from_tres(tres: str) -> int:
+    """GPUs per node named in a Slurm TRES-per-node string (0 when none is a GPU).
+
+    Raises ``ValueError`` for an entry that mentions ``gpu`` but cannot be read.
+    """
+    total = 0
+    for raw in tres.split(","):
+        entry = raw.strip()
+        if not entry or "gpu" not in entry:
+            continue
+        match = _GPU_TRES.match(entry)
+        if match is None:
+            raise ValueError(f"cannot read a GPU count from {entry!r} (expected e.g. gres/gpu:2)")
+        count = match.group(1)
+        total += int(count) if count is not None else 1
+    return total
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    def unknown_fields(self) -> list[str]:
+        """Names of the fields the client sent that this model does not know."""
+        return sorted(self.model_extra or {})
+
+
+class _JobFields(_Input):
+    """What a job's submission looks like to Slurm's ``job_submit`` plugin."""
+
+    job_id: JobId | None = Field(None, description="Slurm job id, when already known")
+    user: Name = Field(description="user name")
+    account: Name = Field("", description="Slurm account")
+    partition: Name = Field("", description="partition (queue)")
+    qos: Name = Field("", description="QOS")
+    name: Name = Field("", description="job name")
+    time_limit: Seconds | None = Field(None, description="requested wall-clock limit, seconds")
+    cpus: int = Field(1, ge=1, le=MAX_COUNT, description="CPUs for the whole job")
+    gpus: int | None = Field(None, ge=0, le=MAX_COUNT, description="GPUs for the whole job")
+    tres_per_node: Annotated[str, Field(max_length=MAX_NAME)] | None = Field(
+        None, description="TRES per node, e.g. 'gres/gpu:2' (used when gpus is absent)"
+    )
+    nodes: int = Field(1, ge=1, le=MAX_COUNT, description="nodes requested")
+    mem_mb: float | None = Field(None, ge=0, le=1e12, description="memory, MiB for the job")
+    features: Annotated[str, Field(max_length=4096)] = Field(
+        "", description="node features / constraints expression (--constraint)"
+    )
+
+    @field_validator("tres_per_node")
+    @classmethod
+    def _tres_readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            gpus_per_node_from_tres(value)  # ValueError -> 400 naming the field
+        return value
+
+    def total_gpus(self) -> int:
+        """GPUs for the whole job: ``gpus`` if given, else TRES-per-node × nodes, else 0."""
+        if self.gpus is not None:
+            return self.gpus
+        if self.tres_per_node:
+            return gpus_per_node_from_tres(self.tres_per_node) * self.nodes
+        return 0
+
+
+class JobDescriptor(_JobFields):
+    """One pending job to score. ``submit_time`` defaults to now."""
+
+    time_limit: Seconds = Field(gt=0, description="requested wall-clock limit, seconds")
+    submit_time: Epoch | None = Field(None, description="submission time, epoch seconds")
+
+
+class BatchRequest(_Input):
+    """Many pending jobs scored together (the priority daemon's path)."""
+
+    jobs: list[JobDescriptor] = Field(description="jobs to score, in any order")
+
+
+class CompletedJob(_JobFields):
+    """A finished job's record (EpilogSlurmctld, jobcomp or an sacct poller)."""
+
+    job_id: JobId = Field(description="Slurm job id (idempotency key)")
+    submit_time: Epoch = Field(description="submission time, epoch seconds")
+    start_time: Epoch = Field(description="start time, epoch seconds")
+    end_time: Epoch = Field(description="end time, epoch seconds")
+    state: Annotated[str, Field(max_length=32)] = Field(
+        "COMPLETED", description="final state: COMPLETED, FAILED, TIMEOUT, ..."
+    )
+    exit_code: int | None = Field(None, ge=-(2**31), le=2**32, description="exit code")
+
+    @model_validator(mode="after")
+    def _ordered_times(self) -> CompletedJob:
+        if self.end_time < self.start_time:
+            raise ValueError("end_time is before start_time")
+        return self
+
+
+class ScoreResult(BaseModel):
+    """The prediction and priority for one job."""
+
+    job_id: str | None = Field(None, description="the job id sent, if any")
+    runtime_s: float = Field(description="predicted run time, seconds")
+    runtime_interval_s: tuple[float, float] = Field(description="[low, high] run time, seconds")
+    gpu_time_s: float = Field(description="predicted GPU time (run time × GPUs), seconds")
+    priority: float = Field(description="priority under the configured policy (higher = sooner)")
+    site_factor: int = Field(description="the priority as a Slurm site_factor integer")
+    policy: str = Field(description="policy that produced the priority")
+    model_version: str = Field(description="duration model version that predicted")
+    hints: dict[str, Any] | None = Field(None, description="placement hints, when available")
+    warnings: list[str] = Field(default_factory=list, description="non-fatal input problems")
+
+
+class BatchResponse(BaseModel):
+    """Results in the order of the request's jobs."""
+
+    results: list[ScoreResult]
+
+
+class CompleteResult(BaseModel):
+    """Whether a completed-job record was new to the history store."""
+
+    job_id: str
+    new: bool = Field(description="false when this job id was already recorded (a replay)")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    """One stored model version."""
+
+    version: str
+    active: bool = Field(description="the registry's active version")
+    serving: bool = Field(description="the version this worker is serving now")
+    details: dict[str, Any] = Field(default_factory=dict, description="registry metadata")
+
+
+class ModelList(BaseModel):
+    """Stored versions, the registry's active one and the one being served."""
+
+    active: str | None
+    serving: str | None
+    versions: list[ModelInfo]
+
+
+class SwapResult(BaseModel):
+    """Outcome of an activation or reload: the version now served."""
+
+    serving: str
+    previous: str | None
+
+
+class FieldError(BaseModel):
+    """One bad field: its dotted path in the body and what is wrong with it."""
+
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every non-2xx answer."""
+
+    error: str = Field(description="what went wrong, and what to do about it")
+    fields: list[FieldError] | None = Field(None, description="bad fields (400 only)")
+    path: str | None = Field(None, description="the file concerned, when there is one")
+    reason: str | None = Field(None, description="why the file was refused")
+
+
+class Health(BaseModel):
+    """Liveness / readiness."""
+
+    status: str
+    model_version: str | None = None
+    detail: str | None = None

@@ -1,0 +1,197 @@
+"""Job descriptor -> canonical row -> shared features -> duration model -> policy priority.
+
+One path scores any number of jobs (:meth:`Scorer.score_rows`): a feature row
+per job from :func:`predictor.features.build_feature_row` (the function behind
+``build_features``, which ``foresight train`` uses), one model call for all
+rows and one policy call for all priorities. A single request is the same
+path with one row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from policies import Policy, get_policy, priority_to_site_factor
+from predictor.features import FEATURE_NAMES, build_feature_row
+from predictor.history import HistoryStore
+from predictor.logs.schema import JOB_COLUMNS, STATES, to_canonical
+from predictor.service.model_slot import LoadedModel
+from predictor.service.schemas import CompletedJob, JobDescriptor, _JobFields
+
+NAN = float("nan")
+_SNAPSHOT_COLUMNS = ("cpus", "gpus", "nodes", "time_limit", "submit_time")
+SITE_FACTOR_SCALE = 1_000_000
+#: |priority| that maps to the ends of the absolute site-factor scale (size x seconds)
+_PRIORITY_SPAN = math.log1p(1e10)
+
+
+def _request_row(job: _JobFields) -> dict[str, Any]:
+    return {
+        "job_id": "" if job.job_id is None else str(job.job_id),
+        "user": job.user,
+        "account": job.account,
+        "partition": job.partition,
+        "job_name": job.name,
+        "qos": job.qos,
+        "vc": job.partition,  # Slurm has no separate virtual cluster: the partition is it
+        "cpus": float(job.cpus),
+        "gpus": float(job.total_gpus()),
+        "nodes": float(job.nodes),
+        "mem_mb": NAN if job.mem_mb is None else float(job.mem_mb),
+        "time_limit": NAN if job.time_limit is None else float(job.time_limit),
+    }
+
+
+def pending_row(job: JobDescriptor, now: float) -> dict[str, Any]:
+    """The canonical row (every :data:`JOB_COLUMNS` key) of a pending job."""
+    row = _request_row(job)
+    row.update(
+        submit_time=now if job.submit_time is None else float(job.submit_time),
+        start_time=NAN, end_time=NAN, run_time=NAN, wait_time=NAN,
+        state="PENDING", exit_code=NAN,
+    )  # fmt: skip
+    return row
+
+
+def completed_row(job: CompletedJob) -> dict[str, Any]:
+    """The canonical row of a finished job."""
+    row = _request_row(job)
+    state = job.state.strip().upper().split(" ")[0] if job.state.strip() else "UNKNOWN"
+    row.update(
+        submit_time=float(job.submit_time),
+        start_time=float(job.start_time),
+        end_time=float(job.end_time),
+        run_time=float(job.end_time - job.start_time),
+        wait_time=float(job.start_time - job.submit_time),
+        state=state if state in STATES else "UNKNOWN",
+        exit_code=NAN if job.exit_code is None else float(job.exit_code),
+    )
+    return row
+
+
+def jobs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The canonical job table of ``rows``."""
+    return to_canonical(pd.DataFrame.from_records(list(rows), columns=list(JOB_COLUMNS)))
+
+
+def absolute_site_factor(priority: np.ndarray) -> np.ndarray:
+    """Priorities -> ``[0, SITE_FACTOR_SCALE]`` on a fixed signed-log scale (no queue needed).
+
+    :func:`policies.priority_to_site_factor` ranks a whole queue; a single job at
+    submission has no queue to rank against, so it gets this monotone absolute
+    mapping instead (0 = lowest, scale/2 = priority 0, scale = highest).
+    """
+    p = np.asarray(priority, dtype=np.float64)
+    scaled = np.sign(p) * np.log1p(np.abs(p)) / _PRIORITY_SPAN
+    return np.rint((np.clip(scaled, -1.0, 1.0) + 1.0) * SITE_FACTOR_SCALE / 2).astype(np.int64)
+
+
+@dataclass
+class Scores:
+    """Column-wise results for n jobs."""
+
+    runtime: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    gpu_time: np.ndarray
+    priority: np.ndarray
+    site_factor: np.ndarray
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage of one scoring call (for the benchmark's breakdown)."""
+
+    features: float = 0.0
+    model: float = 0.0
+    policy: float = 0.0
+
+
+class Scorer:
+    """Scores jobs with the served model and the configured policy."""
+
+    def __init__(self, policy_name: str) -> None:
+        self.policy: Policy = get_policy(policy_name)
+        self.policy_name = self.policy.name
+
+    def check_policy(self) -> None:
+        """Fail early (at start-up) if the policy needs snapshot columns the service lacks."""
+        probe = {c: np.ones(1) for c in (*_SNAPSHOT_COLUMNS, "predicted_runtime")}
+        self.policy(probe, 0.0)
+
+    def _predict(self, loaded: LoadedModel, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
+        pred = loaded.model.predict(X)
+        runtime = np.asarray(pred["runtime_s"], dtype=np.float64)
+        lo = np.asarray(pred["runtime_lo_s"], dtype=np.float64)
+        hi = np.asarray(pred["runtime_hi_s"], dtype=np.float64)
+        return runtime, lo, hi
+
+    def _finish(
+        self,
+        runtime: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        columns: dict[str, np.ndarray],
+        now: float,
+        ranked: bool,
+        times: StageTimes,
+    ) -> Scores:
+        t0 = time.perf_counter()
+        gpus = np.nan_to_num(columns["gpus"])
+        snapshot = dict(columns)
+        snapshot["predicted_runtime"] = runtime
+        priority = np.asarray(self.policy(snapshot, now), dtype=np.float64)
+        site = (
+            priority_to_site_factor(priority, SITE_FACTOR_SCALE)
+            if ranked
+            else (absolute_site_factor(priority))
+        )
+        times.policy += time.perf_counter() - t0
+        return Scores(runtime, lo, hi, runtime * gpus, priority, site)
+
+    def score_rows(
+        self,
+        loaded: LoadedModel,
+        rows: Sequence[dict[str, Any]],
+        history: HistoryStore,
+        now: float,
+        *,
+        ranked: bool,
+        lock: AbstractContextManager[Any] | None = None,
+        times: StageTimes | None = None,
+    ) -> Scores:
+        """Score canonical rows in one pass: one feature row each, one model call, one policy call.
+
+        Features come from :func:`predictor.features.build_feature_row`, the function
+        ``build_features`` wraps, fed the rows directly (no DataFrame round trip).
+        ``ranked`` site factors are ranks within ``rows`` (a queue snapshot); otherwise
+        each job gets the absolute mapping. ``lock`` (held per row) keeps writers to
+        ``history`` from changing a bucket while a row reads it.
+        """
+        times = times if times is not None else StageTimes()
+        t0 = time.perf_counter()
+        guard = lock if lock is not None else nullcontext()
+        features = []
+        for row in rows:
+            with guard:
+                features.append(build_feature_row(row, history))
+        X = np.array(features, dtype=np.float64)
+        X = X.reshape(len(rows), len(FEATURE_NAMES))
+        t1 = time.perf_counter()
+        runtime, lo, hi = self._predict(loaded, X)
+        t2 = time.perf_counter()
+        times.features += t1 - t0
+        times.model += t2 - t1
+        columns = {
+            c: np.fromiter((row[c] for row in rows), dtype=np.float64, count=len(rows))
+            for c in _SNAPSHOT_COLUMNS
+        }
+        return self._finish(runtime, lo, hi, columns, now, ranked, times)

@@ -1,0 +1,288 @@
+"""Bring the dockerized Slurm cluster up and down: one container per role, host networking only.
+
+Containers (all ``--network host --init``, daemons bound to 127.0.0.1):
+``foresight-mariadb``, ``foresight-slurmdbd``, ``foresight-slurmctld`` (also the
+login node), ``foresight-n1..n6`` (one slurmd each) and, optionally,
+``foresight-service`` (``foresight serve`` from this tree's ``pip install .``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError, docker_runner
+
+from . import images
+from .config import CLUSTER_NAME, HOOKS_DIR, ClusterSpec, cluster_dir, render
+from .docker import DockerError, container_label, container_states, docker, ensure_engine
+
+LABEL = f"foresight.cluster={CLUSTER_NAME}"
+CTLD = f"{CLUSTER_NAME}-slurmctld"
+SERVICE = f"{CLUSTER_NAME}-service"
+Progress = Callable[[str], None]
+
+
+def service_available() -> bool:
+    """True once this tree has a Foresight service (``predictor.service``) to run."""
+    return importlib.util.find_spec("predictor.service") is not None
+
+
+@dataclass
+class UpReport:
+    """What ``up`` did and how long it took."""
+
+    version: str
+    built: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    recreated: bool = False
+    service: bool = False
+    seconds: float = 0.0
+
+
+class DevCluster:
+    """The dev cluster for one Slurm version (``22.05`` or ``24.11``)."""
+
+    def __init__(self, spec: ClusterSpec | None = None, progress: Progress | None = None) -> None:
+        self.spec = spec or ClusterSpec()
+        images.suite_for(self.spec.version)  # validates the version early
+        self.progress: Progress = progress or (lambda msg: None)
+
+    # ------------------------------------------------------------------ names
+    def name(self, role: str) -> str:
+        """Container name of a role (``slurmctld``, ``n3``, ...)."""
+        return f"{CLUSTER_NAME}-{role}"
+
+    @property
+    def roles(self) -> list[str]:
+        return ["mariadb", "slurmdbd", "slurmctld", *self.spec.node_names]
+
+    def adapter(self) -> SlurmAdapter:
+        """A :class:`SlurmAdapter` whose commands run on the login node (slurmctld container)."""
+        return SlurmAdapter(runner=docker_runner(CTLD))
+
+    # ----------------------------------------------------------------- status
+    def containers(self) -> dict[str, str]:
+        """``{container: state}`` of every container of the cluster (any version)."""
+        return container_states(LABEL)
+
+    def running_version(self) -> str | None:
+        """The Slurm version of the running cluster, if any."""
+        return container_label(CTLD, "foresight.slurm")
+
+    def is_up(self) -> bool:
+        """True when every container runs, Slurm has every node idle, and sacct answers."""
+        states = self.containers()
+        if any(states.get(self.name(r)) != "running" for r in self.roles):
+            return False
+        try:
+            return self._nodes_ready() and self._sacct_answers()
+        except (SlurmCommandError, DockerError):
+            return False
+
+    # --------------------------------------------------------------------- up
+    def up(self, *, with_service: bool | None = None, timeout: float = 300) -> UpReport:
+        """Build what is missing, (re)create what changed, wait until usable. Idempotent."""
+        t0 = time.monotonic()
+        report = UpReport(self.spec.version)
+        ensure_engine()
+        want_service = service_available() if with_service is None else with_service
+        tags = {"slurm": images.slurm_tag(self.spec.version)}
+        if want_service:
+            tags["service"] = images.service_tag(self.spec.version)
+        for kind, tag in tags.items():
+            if not images.image_exists(tag):
+                build = images.build_service if kind == "service" else images.build_slurm
+                build(self.spec.version, self.progress)
+                report.built.append(tag)
+        conf_dir, conf_hash = render(self.spec)
+        config_id = f"{tags['slurm']}|{conf_hash}"
+        current = container_label(CTLD, "foresight.config")
+        if current is not None and current != config_id:
+            self.progress(f"configuration changed ({current} -> {config_id}): recreating")
+            self.down()
+            report.recreated = True
+        mounts = self._mounts(conf_dir)
+        states = self.containers()
+        for role in self.roles:
+            if self._ensure(role, tags["slurm"], config_id, mounts, states):
+                report.started.append(role)
+        if want_service:
+            if self._ensure("service", tags["service"], config_id, mounts, states):
+                report.started.append("service")
+            report.service = True
+        self.wait_ready(timeout=max(30.0, timeout - (time.monotonic() - t0)))
+        self._ensure_accounting()
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def _mounts(self, conf_dir: Path) -> dict[str, list[str]]:
+        base = ["-v", f"{conf_dir}:/etc/foresight/conf:ro",
+                "-v", f"{cluster_dir() / 'state'}:/etc/foresight/state"]
+        ctld = [*base, "-v", f"{HOOKS_DIR}:/opt/foresight/slurm_hooks:ro",
+                "-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        return {"base": base, "slurmctld": ctld}
+
+    def _env(self, role: str) -> list[str]:
+        s = self.spec
+        env = {
+            "FORESIGHT_DB_PORT": s.db_port,
+            "FORESIGHT_DBD_PORT": s.dbd_port,
+            "FORESIGHT_CTLD_PORT": s.ctld_port,
+        }
+        node = next((n for n in s.nodes if n.name == role), None)
+        if node is not None:
+            env |= {"FORESIGHT_NODE": node.name, "FORESIGHT_GPUS": node.gpus}
+        if role == "service":
+            default = f"foresight serve --host 127.0.0.1 --port {s.service_port}"
+            env["FORESIGHT_SERVICE_CMD"] = os.environ.get("FORESIGHT_SERVICE_CMD", default)
+            env["FORESIGHT_HOME"] = "/var/lib/foresight"
+        out: list[str] = []
+        for key, value in env.items():
+            out += ["-e", f"{key}={value}"]
+        return out
+
+    def _ensure(self, role: str, image: str, config_id: str, mounts: dict[str, list[str]],
+                states: dict[str, str]) -> bool:
+        """Create or start one role's container; True if it had to."""
+        name = self.name(role)
+        state = states.get(name)
+        if state == "running":
+            return False
+        if state is not None:
+            if role in self.spec.node_names and self._powered_down(role):
+                return False  # Slurm powered it off on purpose; power_up brings it back
+            self.progress(f"starting {name}")
+            docker("start", name)
+            return True
+        entry = "slurmd" if role in self.spec.node_names else role
+        self.progress(f"creating {name}")
+        docker(
+            "run", "-d", "--init", "--network", "host", "--name", name,
+            "--label", LABEL, "--label", f"foresight.role={role}",
+            "--label", f"foresight.slurm={self.spec.version}",
+            "--label", f"foresight.config={config_id}",
+            *self._env(role), *mounts.get(role, mounts["base"]),
+            image, f"foresight-{entry}",
+        )
+        return True
+
+    def _powered_down(self, node: str) -> bool:
+        try:
+            return any(n.powered_down for n in self.adapter().nodes([node]))
+        except (SlurmCommandError, DockerError):
+            return False
+
+    def _nodes_ready(self) -> bool:
+        nodes = {n.name: n for n in self.adapter().nodes()}
+        return all(
+            name in nodes and (nodes[name].available or nodes[name].powered_down)
+            for name in self.spec.node_names
+        )
+
+    def _sacct_answers(self) -> bool:
+        try:
+            self.adapter().run(["sacct", "-n", "-X", "-S", "now-1minutes", "-E", "now"])
+        except SlurmCommandError:
+            return False
+        return True
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Wait until every node is idle (or powered down on purpose) and sacct answers."""
+        deadline = time.monotonic() + timeout
+        last = "slurmctld not answering yet"
+        self.progress("waiting for every node to be idle and sacct to answer")
+        while time.monotonic() < deadline:
+            states = self.containers()
+            dead = [r for r in ("mariadb", "slurmdbd", "slurmctld")
+                    if states.get(self.name(r)) != "running"]
+            if dead:
+                logs = docker("logs", "--tail", "15", self.name(dead[0]), check=False)
+                raise DockerError(
+                    f"container {self.name(dead[0])} is {states.get(self.name(dead[0]))}; "
+                    f"its last log lines:\n{logs.stdout}{logs.stderr}"
+                )
+            try:
+                nodes = {n.name: n for n in self.adapter().nodes()}
+                waiting = [
+                    f"{name}={nodes[name].state_text if name in nodes else 'missing'}"
+                    for name in self.spec.node_names
+                    if name not in nodes or not (nodes[name].available or nodes[name].powered_down)
+                ]
+                if not waiting and self._sacct_answers():
+                    return
+                last = f"nodes not idle: {', '.join(waiting)}" if waiting else "sacct not answering"
+            except (SlurmCommandError, DockerError) as exc:
+                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            time.sleep(1)
+        raise TimeoutError(f"cluster not ready after {timeout:.0f}s: {last}")
+
+    def _ensure_accounting(self) -> None:
+        """Give root an association so jobs are accounted under a known account."""
+        adapter = self.adapter()
+        adapter.run(["sacctmgr", "-i", "add", "account", "foresight", "Description=dev cluster"],
+                    check=False)
+        adapter.run(["sacctmgr", "-i", "add", "user", "root", "Account=foresight"], check=False)
+
+    # ------------------------------------------------------------------- down
+    def down(self) -> list[str]:
+        """Remove every container of the cluster (any version); return their names."""
+        names = sorted(self.containers())
+        if names:
+            docker("rm", "-f", "-v", *names)
+        return names
+
+    # ------------------------------------------------------- exec, logs, service
+    def exec(self, argv: Sequence[str], *, user: str | None = None,
+             interactive: bool = False) -> int:
+        """Run ``argv`` on the login node (slurmctld container); return its exit status."""
+        args = ["docker", "exec"]
+        if interactive:
+            args.append("-i")
+        if user:
+            args += ["--user", user]
+        return subprocess.run([*args, CTLD, *argv], check=False).returncode
+
+    def logs(self, role: str = "slurmctld", *, tail: int = 100, follow: bool = False) -> int:
+        """Print a role's container log (``docker logs``); return the exit status."""
+        args = ["docker", "logs", "--tail", str(tail)]
+        if follow:
+            args.append("-f")
+        return subprocess.run([*args, self.name(role)], check=False).returncode
+
+    def stop_service(self) -> None:
+        """Stop only the Foresight service container (outage tests)."""
+        docker("stop", "-t", "5", SERVICE)
+
+    def start_service(self) -> None:
+        """Start the Foresight service container again."""
+        docker("start", SERVICE)
+
+    def kill_node(self, node: str) -> None:
+        """Kill a node's container abruptly (fault tests)."""
+        docker("kill", self.name(node))
+
+    def start_node(self, node: str) -> None:
+        """Start a node's container again (its slurmd re-registers)."""
+        docker("start", self.name(node))
+
+    def node_running(self, node: str) -> bool:
+        """True when the node's container runs."""
+        return self.containers().get(self.name(node)) == "running"
+
+    def submit_hint(self) -> str:
+        """How to submit a first job."""
+        return (
+            "Cluster ready. Submit a job with:\n"
+            '  foresight cluster exec -- sbatch --wrap "sleep 5"\n'
+            '  foresight cluster exec -- sbatch -p gpu --gres=gpu:1 --wrap "nvidia-smi || true"\n'
+            "  foresight cluster exec -- squeue\n"
+            f"  foresight cluster exec -- sacct -X -S now-1hours -E now\n"
+            f"(inside: {shlex.join(['docker', 'exec', '-it', CTLD, 'bash'])})"
+        )

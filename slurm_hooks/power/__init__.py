@@ -1,0 +1,1 @@
+"""Slurm SuspendProgram/ResumeProgram: power nodes off and on (see :mod:`.program`)."""

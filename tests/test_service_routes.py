@@ -1,0 +1,232 @@
+"""The service's routes, in process, against a real model trained on a slice of a real log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from predictor.config import load_config
+from predictor.service import create_app
+from predictor.service.schemas import BatchResponse, ScoreResult
+from tests.service_support import TOKEN, make_home, sample_jobs
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def home(trained_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained state directory (tests may change it)."""
+    return make_home(trained_home, tmp_path / "home")
+
+
+def _app(home: Path, **overrides: object) -> Flask:
+    return create_app(load_config(environ={}, state_dir=home, **overrides), watch=False)
+
+
+@pytest.fixture
+def app(home: Path) -> Flask:
+    return _app(home)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+JOB = {"user": "alice", "account": "acct", "partition": "1", "time_limit": 3600, "cpus": 8}
+
+
+def test_score_answers_a_real_prediction(client: FlaskClient) -> None:
+    resp = client.post("/v1/jobs/score", json={**JOB, "tres_per_node": "gres/gpu:2", "nodes": 2})
+    assert resp.status_code == 200, resp.json
+    result = ScoreResult.model_validate(resp.json)
+    lo, hi = result.runtime_interval_s
+    assert 0 < lo <= result.runtime_s <= hi
+    assert result.gpu_time_s == pytest.approx(result.runtime_s * 4)
+    assert result.priority < 0  # QSSF: minus predicted service of a fresh job
+    assert 0 <= result.site_factor <= 1_000_000
+    assert result.policy == "qssf" and result.model_version
+    assert result.warnings == []
+
+
+def test_batch_matches_single_and_ranks(client: FlaskClient, trained_home: Path) -> None:
+    jobs = sample_jobs(trained_home, 50)
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": jobs})
+    assert resp.status_code == 200, resp.json
+    results = BatchResponse.model_validate(resp.json).results
+    assert len(results) == len(jobs)
+    for job, batch_result in zip(jobs[:5], results[:5], strict=True):
+        single = ScoreResult.model_validate(client.post("/v1/jobs/score", json=job).json)
+        assert single.runtime_s == pytest.approx(batch_result.runtime_s)
+        assert single.priority == pytest.approx(batch_result.priority)
+    order = sorted(range(len(results)), key=lambda i: results[i].priority)
+    factors = [results[i].site_factor for i in order]
+    assert factors == sorted(factors) and factors[-1] == 1_000_000
+
+
+def test_unknown_fields_ignored_reported_and_counted(client: FlaskClient) -> None:
+    resp = client.post("/v1/jobs/score", json={**JOB, "colour": "blue", "shoe": 9})
+    assert resp.status_code == 200
+    assert resp.json["warnings"] == ["unknown field 'colour' ignored", "unknown field 'shoe' ignored"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'foresight_unknown_fields_total{route="/v1/jobs/score"} 2.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"time_limit": 60}, {"user"}),
+        ({**JOB, "cpus": "8", "time_limit": None}, {"cpus", "time_limit"}),
+        ({**JOB, "gpus": 1.5, "nodes": 0}, {"gpus", "nodes"}),
+        ({**JOB, "tres_per_node": "gres/gpu:lots:of"}, {"tres_per_node"}),
+        ([JOB], {"body"}),
+    ],
+)
+def test_bad_fields_are_named(client: FlaskClient, body: object, fields: set[str]) -> None:
+    resp = client.post("/v1/jobs/score", json=body)
+    assert resp.status_code == 400
+    assert {f["field"] for f in resp.json["fields"]} == fields
+
+
+def test_batch_bad_field_names_job_index(client: FlaskClient) -> None:
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": [JOB, {**JOB, "cpus": -1}]})
+    assert resp.status_code == 400
+    assert [f["field"] for f in resp.json["fields"]] == ["jobs.1.cpus"]
+
+
+def test_non_json_and_oversize(home: Path) -> None:
+    client = _app(home, max_body_bytes=2048).test_client()
+    resp = client.post("/v1/jobs/score", data=b"user=alice", content_type="text/plain")
+    assert resp.status_code == 400 and "not valid JSON" in resp.json["error"]
+    resp = client.post("/v1/jobs/score", json={**JOB, "name": "x" * 200, "pad": "y" * 4000})
+    assert resp.status_code == 413 and "2048" in resp.json["error"]
+
+
+def test_batch_over_job_limit(home: Path) -> None:
+    client = _app(home, max_batch_jobs=3).test_client()
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": [JOB] * 4})
+    assert resp.status_code == 413 and "max_batch_jobs" in resp.json["error"]
+
+
+def test_complete_is_idempotent_and_feeds_history(client: FlaskClient, app: Flask) -> None:
+    record = {"job_id": "t-1", "user": "newcomer", "time_limit": 7200, "cpus": 2,
+              "submit_time": 1.7e9, "start_time": 1.7e9 + 10, "end_time": 1.7e9 + 610}  # fmt: skip
+    history = app.extensions["foresight"].history.store
+    before = len(history)
+    first = client.post("/v1/jobs/complete", json=record)
+    again = client.post("/v1/jobs/complete", json=record)
+    assert (first.status_code, first.json["new"]) == (200, True)
+    assert (again.status_code, again.json["new"]) == (200, False)
+    assert len(history) == before + 1
+    stats = history.stats("user", "newcomer")
+    assert stats is not None and stats.n == 1
+
+
+def test_complete_replay_seen_by_another_worker(home: Path) -> None:
+    """Two apps on one state dir stand in for two gunicorn workers."""
+    a, b = _app(home).test_client(), _app(home).test_client()
+    record = {"job_id": "w-1", "user": "u", "submit_time": 1.7e9, "start_time": 1.7e9,
+              "end_time": 1.7e9 + 60}  # fmt: skip
+    assert a.post("/v1/jobs/complete", json=record).json["new"] is True
+    assert b.post("/v1/jobs/complete", json=record).json["new"] is False
+
+
+def test_no_model_means_503_with_training_hint(tmp_path: Path) -> None:
+    client = _app(tmp_path / "empty").test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "foresight train --log" in ready.json["detail"]
+    resp = client.post("/v1/jobs/score", json=JOB)
+    assert resp.status_code == 503 and "foresight train --log" in resp.json["error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_when_ready(client: FlaskClient) -> None:
+    resp = client.get("/readyz")
+    assert resp.status_code == 200 and resp.json["model_version"]
+
+
+def test_admin_routes_need_the_token(client: FlaskClient) -> None:
+    assert client.post("/v1/models/reload").status_code == 401
+    wrong = client.post("/v1/models/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = client.post("/v1/models/reload", headers=AUTH)
+    assert ok.status_code == 200, ok.json
+
+
+def test_scoring_can_be_protected(home: Path) -> None:
+    client = _app(home, scoring_open=False).test_client()
+    assert client.post("/v1/jobs/score", json=JOB).status_code == 401
+    assert client.post("/v1/jobs/score", json=JOB, headers=AUTH).status_code == 200
+
+
+def test_models_list_and_activate_unknown(client: FlaskClient) -> None:
+    listing = client.get("/v1/models").json
+    assert listing["serving"] == listing["active"]
+    assert any(v["version"] == listing["active"] and v["serving"] for v in listing["versions"])
+    assert client.post("/v1/models/nope/activate", headers=AUTH).status_code == 404
+
+
+def test_corrupted_model_refused_and_old_keeps_serving(app: Flask, home: Path) -> None:
+    client = app.test_client()
+    service = app.extensions["foresight"]
+    serving = service.slot.current.version
+    bad = make_corrupt_copy(service.slot.registry, serving)
+    resp = client.post(f"/v1/models/{bad}/activate", headers=AUTH)
+    assert resp.status_code == 409, resp.json
+    assert resp.json["path"] and resp.json["reason"]
+    assert client.get("/v1/models").json["serving"] == serving
+    assert service.slot.registry.active() == serving
+    assert client.post("/v1/jobs/score", json=JOB).json["model_version"] == serving
+
+
+def test_other_worker_follows_activation(home: Path) -> None:
+    a, b = _app(home), _app(home)
+    registry = a.extensions["foresight"].slot.registry
+    current = a.extensions["foresight"].slot.current.version
+    other = copy_version(registry, current)
+    resp = a.test_client().post(f"/v1/models/{other}/activate", headers=AUTH)
+    assert resp.status_code == 200 and resp.json == {"serving": other, "previous": current}
+    b.extensions["foresight"].slot.poll()  # the watcher's step
+    assert b.test_client().post("/v1/jobs/score", json=JOB).json["model_version"] == other
+
+
+def test_metrics_exposition(client: FlaskClient) -> None:
+    client.post("/v1/jobs/score", json=JOB)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}' in text
+    assert "foresight_http_request_duration_seconds_bucket" in text
+    assert "foresight_predicted_runtime_seconds_count 1.0" in text
+    assert "foresight_model_active{version=" in text
+
+
+def test_openapi_matches_routes(app: Flask) -> None:
+    doc = app.test_client().get("/openapi.json").json
+    assert doc["openapi"].startswith("3.1")
+    rules = {r.rule for r in app.url_map.iter_rules() if r.endpoint != "static"}
+    expected = {r.replace("<version>", "{version}") for r in rules}
+    assert set(doc["paths"]) == expected
+    body = doc["paths"]["/v1/jobs/score"]["post"]["requestBody"]["content"]["application/json"]
+    schema = doc["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert set(schema["required"]) == {"user", "time_limit"}
+
+
+def make_corrupt_copy(registry: object, version: str) -> str:
+    """A new registry version whose model file is garbage."""
+    from tests.service_support import corrupt_version
+
+    return corrupt_version(registry, version)
+
+
+def copy_version(registry: object, version: str) -> str:
+    """A second, valid registry version (a copy of ``version``)."""
+    from tests.service_support import duplicate_version
+
+    return duplicate_version(registry, version)
+
+
+_ = (json, shutil)
