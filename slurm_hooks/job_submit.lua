@@ -242,15 +242,32 @@ local function gpus_from_tres(tres)
     return total
 end
 
+--- The limit Slurm will apply to a job that names none: the partition's
+-- DefaultTime, else its MaxTime (minutes), else nil.
+function M.partition_time_limit(part_list, partition)
+    if part_list == nil then return nil end
+    for name, part in pairs(part_list) do
+        local pname = part.name or name
+        local match = (partition ~= nil and partition ~= "" and pname == partition)
+            or ((partition == nil or partition == "") and (part.flag_default == 1 or part.default == 1))
+        if match then
+            for _, key in ipairs({ "default_time", "max_time" }) do
+                if not unset(part[key]) and part[key] ~= nil then return part[key] end
+            end
+        end
+    end
+    return nil
+end
+
 --- The score request for a job descriptor (and, on modify, its job record).
-function M.describe(job_desc, job_rec)
+function M.describe(job_desc, job_rec, part_list)
     local function pick(field)
         local v = job_desc[field]
         if unset(v) and job_rec ~= nil then v = job_rec[field] end
         if unset(v) then return nil end
         return v
     end
-    local time_limit = pick("time_limit")
+    local time_limit = pick("time_limit") or M.partition_time_limit(part_list, job_desc.partition)
     local mem = pick("min_mem_per_node")
     local nodes = pick("min_nodes")
     local tres = pick("tres_per_node") or pick("tres_per_job")
@@ -340,11 +357,16 @@ function M.decide(job_desc, job_rec, part_list, cfg)
     if not socket_ok then return "skip: lua-socket missing" end
     if not cjson_ok then return "skip: lua-cjson missing" end
     if not M.breaker_allows() then return "skip: circuit open" end
-    local request = M.describe(job_desc, job_rec)
+    local request = M.describe(job_desc, job_rec, part_list)
     local body = cjson.encode(request)
     local t0 = now()
     local status, resp = M.http_post(cfg.url, body, cfg.timeout_ms / 1000.0, cfg.token)
     local ms = (now() - t0) * 1000
+    if status ~= nil and status >= 400 and status < 500 then
+        -- the service is alive and refused this job's fields: not a reason to stop calling
+        M.breaker_record(true, cfg)
+        return string.format("fail-open: HTTP %d %s (%.1f ms)", status, resp:sub(1, 200), ms)
+    end
     if status ~= 200 then
         M.breaker_record(false, cfg)
         return string.format("fail-open: %s (%.1f ms)",

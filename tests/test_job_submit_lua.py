@@ -63,6 +63,8 @@ class _Service(BaseHTTPRequestHandler):
             payload, status = b"<html>not json", 200
         elif self.mode == "error":
             payload, status = b'{"error": "boom"}', 500
+        elif self.mode == "invalid":
+            payload, status = b'{"error": "bad fields", "fields": []}', 400
         else:
             payload, status = json.dumps(GOOD).encode(), 200
         self.send_response(status)
@@ -177,3 +179,18 @@ def test_hostlist_expansion(tmp_path):
     out = subprocess.run([LUA, "-e", script], capture_output=True, text=True, check=True,
                          env={"FORESIGHT_HOOK_CONF": str(tmp_path / "none.conf")})
     assert out.stdout.split() == ["gpu08", "gpu09", "gpu10", "login", "n1", "n2", "n3", "n7"]
+
+
+def test_rejected_fields_fail_open_without_tripping_the_breaker(tmp_path, service):
+    _Service.mode = "invalid"
+    results = run_hook(tmp_path, service.server_port, calls=4, breaker_failures=2)
+    assert all(r["job"] == JOB and "fail-open: HTTP 400" in r["logs"][0] for r in results)
+    assert len(_Service.bodies) == 4  # every call still reached the service
+
+
+def test_job_without_time_limit_uses_the_partition_default(tmp_path, service):
+    job = {k: v for k, v in JOB.items() if k != "time_limit"}
+    parts = {"gpu": {"name": "gpu", "nodes": "n[1-4]", "default_time": 30, "max_time": 600}}
+    [res] = run_hook(tmp_path, service.server_port, job=job, parts=parts)
+    assert res["job"]["site_factor"] == 4242
+    assert _Service.bodies[0]["time_limit"] == 1800

@@ -1,0 +1,190 @@
+"""Priority daemon and completion feed logic, with in-memory Slurm and service stand-ins.
+
+The same classes run against the dockerized cluster in tests/integration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.logs.schema import to_canonical
+from slurm_hooks.completion_feed import CompletionFeed
+from slurm_hooks.priority_daemon import PriorityDaemon
+from slurm_hooks.service_client import ServiceError, completion, descriptor
+from slurm_hooks.slurm_adapter import SlurmCommandError
+
+
+def queue_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    out = to_canonical(frame)
+    out["site_factor"] = frame.get("site_factor", np.nan)
+    return out
+
+
+class FakeSlurm:
+    """Holds a queue and accounting table; records updates; can be made to fail."""
+
+    def __init__(self, pending: pd.DataFrame | None = None,
+                 finished: pd.DataFrame | None = None) -> None:
+        self.pending = pending
+        self.finished = finished
+        self.updates: list[tuple[str, int]] = []
+        self.down = False
+
+    def queue(self, states=("PENDING", "RUNNING")) -> pd.DataFrame:
+        if self.down:
+            raise SlurmCommandError(["squeue"], 1, "slurm_load_jobs error: Unable to contact")
+        return self.pending
+
+    def update_job(self, job_id, site_factor=None, admin_comment=None) -> None:
+        self.updates.append((str(job_id), site_factor))
+        mask = self.pending["job_id"] == str(job_id)
+        self.pending.loc[mask, "site_factor"] = site_factor
+
+    def jobs(self, since, until=None, states=None) -> pd.DataFrame:
+        if self.down:
+            raise SlurmCommandError(["sacct"], 1, "Connection refused")
+        f = self.finished
+        return f[f["end_time"] >= since].reset_index(drop=True)
+
+
+class FakeService:
+    """Scores by predicted run time; remembers completions by job id like the real one."""
+
+    def __init__(self, factors: dict[str, int] | None = None) -> None:
+        self.factors = factors or {}
+        self.history: dict[str, dict] = {}
+        self.down = False
+        self.fail_after: int | None = None
+
+    def score_batch(self, jobs: pd.DataFrame) -> pd.DataFrame:
+        if self.down:
+            raise ServiceError("POST /v1/jobs/score:batch: connection refused")
+        return pd.DataFrame({"job_id": jobs["job_id"],
+                             "site_factor": [self.factors[j] for j in jobs["job_id"]],
+                             "runtime_s": 60.0, "model_version": "v1"})
+
+    def complete(self, rows) -> tuple[int, int]:
+        new = known = 0
+        for row in rows:
+            if self.down or (self.fail_after is not None and len(self.history) >= self.fail_after):
+                raise ServiceError("POST /v1/jobs/complete: connection refused")
+            body = completion(row)
+            if body["job_id"] in self.history:
+                known += 1
+            else:
+                self.history[body["job_id"]] = body
+                new += 1
+        return new, known
+
+
+PENDING = [
+    {"job_id": "1", "user": "a", "time_limit": 600, "submit_time": 100, "state": "PENDING",
+     "site_factor": 10},
+    {"job_id": "2", "user": "b", "time_limit": 600, "submit_time": 200, "state": "PENDING",
+     "site_factor": 500},
+    {"job_id": "3", "user": "c", "time_limit": 600, "submit_time": 300, "state": "PENDING",
+     "site_factor": 0},
+    {"job_id": "4", "user": "d", "time_limit": math.nan, "submit_time": 50, "state": "PENDING"},
+]
+
+
+def test_daemon_updates_only_changed_factors_largest_first_within_budget():
+    slurm = FakeSlurm(queue_frame(PENDING))
+    service = FakeService({"1": 10, "2": 100, "3": 900})
+    daemon = PriorityDaemon(slurm, service, max_updates=1)
+    report = daemon.cycle()
+    assert report.pending == 4 and report.skipped_no_limit == 1 and report.scored == 3
+    assert report.unchanged == 1  # job 1 already has its factor
+    assert slurm.updates == [("3", 900)]  # |900-0| > |100-500|: largest change first
+    assert report.deferred == 1
+    report = daemon.cycle()  # next cycle picks up the deferred one
+    assert slurm.updates[-1] == ("2", 100) and report.deferred == 0
+
+
+def test_daemon_reorders_after_a_model_update():
+    slurm = FakeSlurm(queue_frame(PENDING[:3]))
+    service = FakeService({"1": 300, "2": 200, "3": 100})
+    daemon = PriorityDaemon(slurm, service)
+    daemon.cycle()
+    order = list(slurm.pending.sort_values("site_factor", ascending=False)["job_id"])
+    assert order == ["1", "2", "3"]
+    service.factors = {"1": 100, "2": 200, "3": 300}  # a new model thinks job 3 is shortest
+    daemon.cycle()
+    order = list(slurm.pending.sort_values("site_factor", ascending=False)["job_id"])
+    assert order == ["3", "2", "1"]
+
+
+def test_daemon_survives_slurm_and_service_outages():
+    slurm = FakeSlurm(queue_frame(PENDING[:2]))
+    service = FakeService({"1": 1, "2": 2})
+    daemon = PriorityDaemon(slurm, service, interval_s=0)
+    slurm.down = True
+    assert "cannot read the queue" in daemon.cycle().error
+    slurm.down, service.down = False, True
+    assert "service unavailable" in daemon.cycle().error
+    service.down = False
+    daemon.run(cycles=2, sleep=lambda s: None)
+    assert {j for j, _ in slurm.updates} == {"1", "2"}
+
+
+def test_daemon_dry_run_changes_nothing():
+    slurm = FakeSlurm(queue_frame(PENDING[:3]))
+    report = PriorityDaemon(slurm, FakeService({"1": 5, "2": 6, "3": 7}), dry_run=True).cycle()
+    assert report.updated == 3 and slurm.updates == []
+
+
+T0 = time.time() - 5000
+
+
+def finished_frame(n: int) -> pd.DataFrame:
+    rows = [{"job_id": str(i), "user": "u", "time_limit": 600, "submit_time": T0 + i,
+             "start_time": T0 + i, "end_time": T0 + 1000 + 10 * i, "state": "COMPLETED",
+             "cpus": 1, "exit_code": 0} for i in range(n)]
+    return to_canonical(pd.DataFrame(rows))
+
+
+def test_feed_catches_up_after_a_service_outage_without_loss_or_double_count(tmp_path):
+    slurm = FakeSlurm(finished=finished_frame(10))
+    service = FakeService()
+    feed = CompletionFeed(slurm, service, watermark_file=tmp_path / "wm.json",
+                          overlap_s=100, first_lookback_s=10_000)
+    service.fail_after = 4
+    report = feed.poll()
+    assert report.new == 4 and "service unavailable" in report.error
+    assert report.watermark == T0 + 1030  # advanced only past accepted jobs
+    service.fail_after = None
+    report = feed.poll()
+    assert report.error is None
+    assert sorted(service.history, key=int) == [str(i) for i in range(10)]
+    assert report.known >= 1  # the overlap re-sent some, and they were not double-counted
+    assert feed.poll().new == 0
+
+
+def test_feed_keeps_its_watermark_when_sacct_is_down(tmp_path):
+    slurm = FakeSlurm(finished=finished_frame(3))
+    feed = CompletionFeed(slurm, FakeService(), watermark_file=tmp_path / "wm.json")
+    slurm.down = True
+    report = feed.poll()
+    assert "cannot read sacct" in report.error and not (tmp_path / "wm.json").exists()
+
+
+def test_descriptor_drops_missing_values_and_clamps_counts():
+    row = to_canonical(pd.DataFrame([{"job_id": "7", "user": "u", "time_limit": 60.0,
+                                      "cpus": np.nan, "nodes": 0, "gpus": 2.0}])).iloc[0]
+    body = descriptor(row)
+    assert body == {"job_id": "7", "user": "u", "account": "", "partition": "", "qos": "",
+                    "name": "", "time_limit": 60.0, "cpus": 1, "gpus": 2, "nodes": 1}
+
+
+@pytest.mark.parametrize("state", ["FAILED", "TIMEOUT"])
+def test_completion_body_carries_state_and_times(state):
+    row = finished_frame(1).iloc[0].to_dict() | {"state": state}
+    body = completion(row)
+    assert body["state"] == state
+    assert (body["start_time"], body["end_time"]) == (T0, T0 + 1000)
