@@ -228,26 +228,27 @@ class Controller:
         self._record(now, demand)
         capacity = sum(1 for n in nodes if n.available)
         powered = sum(1 for n in nodes if n.available and n.power in ("on", "powering_up"))
-        peak, lookback = self._forecast(demand)
+        cfg = self.config.scaled_to(self.history_series().to_numpy())
+        peak, lookback = self._forecast(demand, cfg)
         since = (now - self.state.last_wake) if self.state.last_wake else float("inf")
         dec = decide(
             busy=demand, forecast_peak=peak, lookback_max=lookback, powered=powered,
-            capacity=capacity, steps_since_wake=since / self.config.step_s, config=self.config,
+            capacity=capacity, steps_since_wake=since / cfg.step_s, config=cfg,
         )
         report = StepReport(
             now, "planned", dec.reason, problems, busy, pending, powered, capacity, dec.need,
             dec.keep_on, round(peak, 1),
         )
         if dec.power_down:
-            chosen = choose_power_down(nodes, dec.power_down, now, self.config)
+            chosen = choose_power_down(nodes, dec.power_down, now, cfg)
             report.power_down = [n.name for n in chosen]
         if dec.wake:
-            report.power_up = [n.name for n in choose_power_up(nodes, dec.wake, now, self.config)]
+            report.power_up = [n.name for n in choose_power_up(nodes, dec.wake, now, cfg)]
         report.refused = {
             n.name: why
             for n in nodes
             if n.power == "on" and not n.busy
-            for ok, why in [can_power_down(n, now, self.config)]
+            for ok, why in [can_power_down(n, now, cfg)]
             if not ok
         }
         return report
@@ -291,14 +292,14 @@ class Controller:
         s.index = pd.DatetimeIndex(s.index)
         return s.resample(f"{self.config.step_s}s").max().ffill()
 
-    def _forecast(self, demand: int) -> tuple[float, float]:
+    def _forecast(self, demand: int, cfg: PlannerConfig) -> tuple[float, float]:
         series = self.history_series()
-        look = float(lookback_peak(series.to_numpy(), self.config.lookback_steps,
-                                   self.config.lookback_decay)[-1]) if len(series) else demand
+        look = float(lookback_peak(series.to_numpy(), cfg.lookback_steps,
+                                   cfg.lookback_decay)[-1]) if len(series) else demand
         if self.forecaster is None or len(series) < 145:
             return float(demand), look
         fc = self.forecaster.predict(series).iloc[-1]
-        horizons = [h for h in fc.index if h <= self.config.horizon_steps] or list(fc.index)
+        horizons = [h for h in fc.index if h <= cfg.horizon_steps] or list(fc.index)
         return float(fc[horizons].max()), look
 
     def _save_state(self) -> None:

@@ -30,8 +30,11 @@ class Journal:
         """Durably append ``record`` (``ts`` added); returns it."""
         record = {"ts": time.time(), **record}
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # close a line torn by a crash; it stays unparseable
             os.write(fd, line)
             os.fsync(fd)
         finally:

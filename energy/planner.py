@@ -18,7 +18,7 @@ Two layers, both pure functions so the replay and the live controller share them
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,9 @@ class PlannerConfig:
     max_down_per_step: int = 5
     max_up_per_step: int = 10_000
     min_on: int = 0
+    #: Buffers above are sized for a cluster whose 99th-percentile demand change
+    #: over the boot lead is this many nodes; ``scaled_to`` rescales them (0 = never).
+    reference_swing: float = 28.0
 
     @property
     def boot_steps(self) -> int:
@@ -50,6 +53,33 @@ class PlannerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def scaled_to(self, demand: np.ndarray) -> PlannerConfig:
+        """Buffers and rate limits rescaled to the swing of ``demand`` (past steps only).
+
+        The swing is the 99th percentile of absolute demand changes over the boot
+        lead (``boot_steps + 1`` steps); a cluster with half the swing gets half
+        the buffers. Unchanged if ``reference_swing`` is 0 or history is too short.
+        """
+        d = np.asarray(demand, dtype=np.float64)
+        lead = self.boot_steps + 1
+        if self.reference_swing <= 0 or len(d) < 144 + lead:
+            return self
+        swing = float(np.percentile(np.abs(d[lead:] - d[:-lead]), 99))
+        factor = max(swing, 1.0) / self.reference_swing
+
+        def scale(value: int, floor: int) -> int:
+            return max(floor, round(value * factor))
+
+        return replace(
+            self,
+            wake_buffer=scale(self.wake_buffer, 0),
+            wake_margin=scale(self.wake_margin, 1),
+            keep_buffer=scale(self.keep_buffer, 0),
+            max_down_per_step=scale(self.max_down_per_step, 1),
+            lookback_decay=self.lookback_decay * factor,
+            reference_swing=0.0,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlannerConfig:

@@ -222,6 +222,7 @@ def replay(
     say(f"training the {forecaster} demand forecaster on {len(train)} steps before "
         f"{win.test_start} ({len(horizons)} horizons)")
     model = make_forecaster(forecaster, horizons).fit(train)
+    config = config.scaled_to(train.to_numpy())
     say("forecasting (each step from data up to that step)")
     forecasts = model.predict(history["demand"])
     persistence = make_forecaster("persistence", horizons).predict(history["demand"])
@@ -262,7 +263,7 @@ def replay(
         "_detail": {
             "validation_start": str(win.validation_start),
             "forecaster": forecaster,
-            "planner": config.to_dict(),
+            "planner": config.to_dict(),  # as used (after scaling to the series)
             "idle_power_w": idle_power_w,
             "trace": pd.DataFrame(
                 {

@@ -41,6 +41,10 @@ QUEUE_EXTRA = ("priority", "site_factor", "reason", "node_list", "comment", "adm
 #: Extra columns ``jobs()`` adds to the canonical job table.
 ACCT_EXTRA = ("node_list", "comment", "admin_comment", "cluster")
 _GPU_RE = re.compile(r"gres[/:]gpu(?::[A-Za-z0-9_.-]+)?[=:](\d+)")
+#: A node's ``gres`` value: ``gpu:2``, ``gpu:a100:2``, ``gpu:2(S:0)``, possibly among others.
+_NODE_GPU_RE = re.compile(r"(?:^|,)gpu(?::[A-Za-z0-9_.-]+)?:(\d+)")
+_MEM_RE = re.compile(r"(?:^|,)mem=([\d.]+)([KMGT]?)")
+_MEM_UNIT = {"K": 1 / 1024, "": 1.0, "M": 1.0, "G": 1024.0, "T": 1024.0**2}
 
 
 class SlurmCommandError(RuntimeError):
@@ -97,15 +101,21 @@ def value(v: Any) -> float | str | None:
     return v
 
 
+#: Slurm's 32- and 64-bit "infinite" / "no value" sentinels, which 24.11 sometimes prints as
+#: plain numbers (e.g. the start time of a job cancelled while pending).
+_SENTINELS = frozenset({0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF})
+
+
 def number(v: Any) -> float:
-    """A float from either shape; NaN for unset, infinite or missing."""
+    """A float from either shape; NaN for unset, infinite, sentinel or missing values."""
     v = value(v)
     if v is None or v == "":
         return math.nan
     try:
-        return float(v)
+        out = float(v)
     except (TypeError, ValueError):
         return math.nan
+    return math.nan if out >= 0xFFFFFFFE and int(out) in _SENTINELS else out
 
 
 def as_list(v: Any) -> list[str]:
@@ -118,7 +128,7 @@ def as_list(v: Any) -> list[str]:
 
 
 def states(v: Any) -> list[str]:
-    """Upper-case state words from ``"PENDING"`` / ``["PENDING"]`` / ``"idle+power"``-style values."""
+    """Upper-case state words from ``"PENDING"``, ``["PENDING"]`` or ``"idle+power"`` values."""
     words: list[str] = []
     for item in as_list(v):
         words += [w.upper() for w in re.split(r"[+&]", item) if w]
@@ -138,6 +148,24 @@ def _gpus(*texts: Any) -> float:
             if found:
                 return float(sum(int(n) for n in found))
     return 0.0
+
+
+def _tres_mem_mb(text: Any) -> float:
+    """Memory (MiB) from a TRES string such as ``cpu=1,mem=4000M,node=1``."""
+    if isinstance(text, str):
+        m = _MEM_RE.search(text)
+        if m:
+            return float(m.group(1)) * _MEM_UNIT[m.group(2)]
+    return math.nan
+
+
+def _node_gpus(gres: Any) -> int:
+    return sum(int(n) for g in as_list(gres) for n in _NODE_GPU_RE.findall(g))
+
+
+def _reason(v: Any) -> str:
+    text = "" if v is None else str(v)
+    return "" if text == "None" else text
 
 
 def _tres_gpus(tres: Any) -> float | None:
@@ -183,8 +211,10 @@ def _load(text: str, what: str) -> dict[str, Any]:
 
 
 def _frame(rows: list[dict[str, Any]], extra: Iterable[str]) -> pd.DataFrame:
+    """Canonical table (run/wait times derived from the timestamps) plus ``extra`` columns."""
     extra = list(extra)
-    frame = pd.DataFrame(rows, columns=[*JOB_COLUMNS, *extra])
+    given = [c for c in JOB_COLUMNS if c not in ("run_time", "wait_time")]
+    frame = pd.DataFrame(rows, columns=[*given, *extra])
     out = to_canonical(frame)
     for col in extra:
         out[col] = frame[col].to_numpy() if len(frame) else pd.Series(dtype=object)
@@ -204,6 +234,8 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
             mem = number(j.get("memory_per_cpu")) * number(j.get("cpus"))
         elif not math.isnan(nodes):
             mem *= nodes
+        if not mem > 0:  # NaN, or 24.11's "set" 0 when memory was not requested per node
+            mem = _tres_mem_mb(j.get("tres_req_str"))
         limit = number(j.get("time_limit"))
         rows.append({
             "job_id": str(j.get("job_id")),
@@ -225,7 +257,7 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
             "exit_code": math.nan,
             "priority": number(j.get("priority")),
             "site_factor": number(j.get("site_factor")),
-            "reason": j.get("state_reason") or "",
+            "reason": _reason(j.get("state_reason")),
             "node_list": j.get("nodes") or "",
             "comment": j.get("comment") or "",
             "admin_comment": j.get("admin_comment") or "",
@@ -269,7 +301,7 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
             "end_time": _epoch(t.get("end")),
             "state": st[0] if st else "UNKNOWN",
             "exit_code": _exit_code(j.get("exit_code")),
-            "node_list": j.get("nodes") or "",
+            "node_list": "" if j.get("nodes") == "None assigned" else j.get("nodes") or "",
             "comment": _comment(j.get("comment"), "job"),
             "admin_comment": _comment(j.get("comment"), "administrator"),
             "cluster": j.get("cluster") or "",
@@ -324,10 +356,10 @@ def parse_nodes(payload: Mapping[str, Any] | str) -> list[NodeInfo]:
             flags=flags,
             cpus=int(number(n.get("cpus")) or 0),
             alloc_cpus=int(number(n.get("alloc_cpus")) or 0),
-            gpus=int(_gpus(n.get("gres")) or 0),
+            gpus=_node_gpus(n.get("gres")),
             features=tuple(as_list(n.get("active_features") or n.get("features"))),
             partitions=tuple(as_list(n.get("partitions"))),
-            reason=str(n.get("reason") or ""),
+            reason=_reason(n.get("reason")),
         ))
     return out
 

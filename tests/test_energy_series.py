@@ -63,10 +63,10 @@ def test_gap_is_kept_missing_not_invented(tmp_path: Path) -> None:
     assert any("gap" in r for r in s.repairs)
     with pytest.raises(SeriesError, match="3 of 5 steps have no data"):
         to_steps(s)  # mostly gaps: refused rather than guessed
-    body = minutes(10) + "".join(f"2020-01-01 01:{m:02d}:00,3,10\n" for m in range(10))
+    body = minutes(30) + "".join(f"2020-01-01 01:{m:02d}:00,3,10\n" for m in range(10, 40))
     steps = to_steps(load_series(write(tmp_path, body, "gap.csv")))
-    assert steps["missing"].tolist() == [False, True, True, True, True, True, False]
-    assert steps["demand"].iloc[3] == steps["demand"].iloc[0]  # carried forward, not scored
+    assert steps["missing"].tolist() == [False] * 3 + [True] * 4 + [False] * 3
+    assert steps["demand"].iloc[4] == steps["demand"].iloc[2]  # carried forward, not scored
 
 
 def test_helios_vc_nodes_are_gpus_over_8_rounded_up(tmp_path: Path) -> None:

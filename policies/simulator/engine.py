@@ -88,6 +88,9 @@ class Simulator:
         self.preemptive = hasattr(policy, "preemption_class")
         size = np.where(workload.gpus > 0, workload.gpus, np.maximum(workload.cpus, 1))
         self.size = size.astype(np.float64)
+        multi = workload.whole_nodes > 1
+        self.per_c = np.where(multi, self.pool.cpn[workload.part], workload.cpus)
+        self.per_g = np.where(multi, self.pool.gpn[workload.part], workload.gpus)
         capacity_g = (self.pool.gpn * (self.pool.hi - self.pool.lo)).astype(np.float64)
         capacity_c = (self.pool.cpn * (self.pool.hi - self.pool.lo)).astype(np.float64)
         cluster_size = np.where(
@@ -217,10 +220,8 @@ class Simulator:
         self.preemptions += 1
 
     def _per_node(self, j: int) -> tuple[int, int]:
-        p = int(self.w.part[j])
-        if self.w.whole_nodes[j] > 1:
-            return int(self.pool.cpn[p]), int(self.pool.gpn[p])
-        return int(self.w.cpus[j]), int(self.w.gpus[j])
+        """CPUs and GPUs the job holds on each of its nodes."""
+        return int(self.per_c[j]), int(self.per_g[j])
 
     # -- scheduling -----------------------------------------------------------------------
     def _view(self, rows: np.ndarray, now: float) -> _QueueView:
@@ -254,52 +255,78 @@ class Simulator:
         w, pool = self.w, self.pool
         max_c, max_g, idle = pool.headroom()
         part = w.part[order]
-        multi = w.whole_nodes[order] > 1
         fit = np.where(
-            multi,
+            w.whole_nodes[order] > 1,
             w.whole_nodes[order] <= idle[part],
             (w.cpus[order] <= max_c[part]) & (w.gpus[order] <= max_g[part]),
         )
-        n_parts = len(pool.lo)
-        first_unfit = np.full(n_parts, np.iinfo(np.int64).max)
+        cand = np.flatnonzero(fit)
+        if cand.size == 0:
+            return
+        first_unfit = np.full(len(pool.lo), np.iinfo(np.int64).max)
         unfit = np.flatnonzero(~fit)
         if unfit.size:
             parts_u, first = np.unique(part[unfit], return_index=True)
             first_unfit[parts_u] = unfit[first]
-        blocked = np.zeros(n_parts, dtype=bool)
-        reservations: dict[int, Reservation] = {}
-        for pos in np.flatnonzero(fit):
-            j = int(order[pos])
-            p = int(part[pos])
-            if blocked[p]:
-                continue
-            lo, hi = pool.lo[p], pool.hi[p]
-            if not self.backfill:
-                if first_unfit[p] < pos:
-                    blocked[p] = True
-                    continue
-                spot = self._place(j, lo, hi, None)
-                if spot is None:
-                    blocked[p] = True
-                else:
-                    self._start(j, spot, now)
-                continue
-            res = reservations.get(p)
-            if res is None and first_unfit[p] < pos:
-                res = reservations[p] = self._reserve(int(order[first_unfit[p]]), now)
+        cand = cand[np.argsort(part[cand], kind="stable")]  # by partition, priority order kept
+        parts, begins = np.unique(part[cand], return_index=True)
+        ends = [*begins[1:].tolist(), cand.size]
+        for p, a, b in zip(parts.tolist(), begins.tolist(), ends, strict=True):
+            self._start_partition(order, cand[a:b], p, int(first_unfit[p]), now)
+
+    def _start_partition(
+        self, order: np.ndarray, pos: np.ndarray, p: int, first_unfit: int, now: float
+    ) -> None:
+        """Start what fits among ``order[pos]`` (one partition's candidates, by priority).
+
+        ``first_unfit`` is the position in ``order`` of the partition's first job
+        that cannot fit now. Once a job fails to place, later jobs asking at
+        least as much (per node, nodes, and lateness vs the shadow time) are
+        skipped without trying: within a pass free resources only shrink.
+        """
+        if not self.backfill:
+            pos = pos[pos < first_unfit]
+        jobs = order[pos]
+        n = jobs.size
+        per_c, per_g, nodes = self.per_c[jobs], self.per_g[jobs], self.w.whole_nodes[jobs]
+        alive = np.ones(n, dtype=bool)
+        lo, hi = int(self.pool.lo[p]), int(self.pool.hi[p])
+        res: Reservation | None = None
+        late = np.zeros(n, dtype=bool)
+        i = 0
+        while i < n:
+            if not alive[i]:
+                i += int(np.argmax(alive[i:]))
+                if not alive[i]:
+                    break
+            j = int(jobs[i])
+            if self.backfill and res is None and first_unfit < pos[i]:
+                res = self._reserve(int(order[first_unfit]), now)
+                late = now + self._est_left(jobs) > res.shadow
             if res is None:
                 spot = self._place(j, lo, hi, None)
-                if spot is None:
-                    reservations[p] = self._reserve(j, now)
-                else:
+                if spot is not None:
                     self._start(j, spot, now)
+                elif not self.backfill:
+                    return
+                else:
+                    res = self._reserve(j, now)
+                    late = now + self._est_left(jobs) > res.shadow
+                i += 1
                 continue
-            end = now + self._est_left(j)
-            c, g = self._per_node(j)
+            end = now + float(self._est_left(j))
+            c, g = int(per_c[i]), int(per_g[i])
             spot = self._place(j, lo, hi, res.allowed(end, c, g))
-            if spot is not None:
+            if spot is None:
+                doomed = (per_c >= c) & (per_g >= g) & (nodes >= nodes[i])
+                if late[i]:
+                    doomed &= late
+                doomed[: i + 1] = False
+                alive &= ~doomed
+            else:
                 self._start(j, spot, now)
                 res.commit(end, spot, c, g)
+            i += 1
 
     def _place(self, j: int, lo: int, hi: int, allowed: np.ndarray | None) -> np.ndarray | None:
         pool, w = self.pool, self.w
@@ -314,8 +341,9 @@ class Simulator:
             allowed,
         )
 
-    def _est_left(self, j: int) -> float:
-        return max(self.est[j] - self.done[j], 1.0)
+    def _est_left(self, j: int | np.ndarray) -> np.ndarray:
+        """Estimated seconds of work left (>= 1)."""
+        return np.maximum(self.est[j] - self.done[j], 1.0)
 
     def _reserve(self, top: int, now: float) -> Reservation:
         pool, w = self.pool, self.w

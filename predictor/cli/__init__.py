@@ -49,3 +49,9 @@ app.add_typer(cluster_app, name="cluster")
 from energy.cli import energy_app  # noqa: E402
 
 app.add_typer(energy_app, name="energy")
+
+from predictor.cli.hooks import completion_feed as _completion_feed  # noqa: E402
+from predictor.cli.hooks import priority_daemon as _priority_daemon  # noqa: E402
+
+app.command("priority-daemon")(_priority_daemon)
+app.command("completion-feed")(_completion_feed)

@@ -34,6 +34,7 @@ def gunicorn_options(config: ServiceConfig) -> dict[str, Any]:
     """gunicorn settings for ``config`` (bind, workers, threads, logging, hooks)."""
     from predictor.service.metrics import worker_exited
 
+    assert config.state_dir is not None
     return {
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
@@ -49,6 +50,8 @@ def gunicorn_options(config: ServiceConfig) -> dict[str, Any]:
         "proc_name": "foresight-serve",
         "child_exit": lambda _server, worker: worker_exited(worker.pid),
         "limit_request_line": 8190,
+        # one control socket per state dir, so several instances never collide
+        "control_socket": str(config.state_dir / "service" / "gunicorn.ctl"),
     }
 
 

@@ -27,6 +27,7 @@ the requested memory is in BYTES for the whole job, the queue name becomes
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from collections.abc import Iterator
@@ -69,14 +70,13 @@ UNIX_START = re.compile(r"^;\s*UnixStartTime:\s*(-?\d+(?:\.\d*)?)", re.IGNORECAS
 
 def _ids(values: np.ndarray) -> np.ndarray:
     """Id numbers as strings (``"17"``), "" where the value is the SWF missing marker -1."""
-    out = np.full(len(values), "", dtype=object)
-    known = values != -1
-    ids = values[known]
-    if np.all(np.abs(ids) < 2**53) and np.all(ids == np.round(ids)):
-        out[known] = ids.astype(np.int64).astype(str)
+    uniques, inverse = np.unique(values, return_inverse=True)
+    if np.all(np.abs(uniques) < 2**53) and np.all(uniques == np.round(uniques)):
+        names = uniques.astype(np.int64).astype(str).astype(object)
     else:
-        out[known] = [f"{x:.15g}" for x in ids]
-    return out
+        names = np.array([f"{x:.15g}" for x in uniques], dtype=object)
+    names[uniques == -1] = ""
+    return names[inverse.ravel()]
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -84,13 +84,22 @@ def _missing(values: np.ndarray) -> np.ndarray:
     return np.where(values == -1, np.nan, values)
 
 
-def _frame(values: np.ndarray, offsets: np.ndarray, extras: list[list[str]]) -> pd.DataFrame:
-    """Canonical columns for parsed rows (``values``: n x 18 numbers, ``extras``: extended part)."""
+def _frame(
+    values: np.ndarray, offsets: np.ndarray | float, extras: list[list[str]]
+) -> pd.DataFrame:
+    """Canonical columns for parsed rows (``values``: n x 18 numbers).
+
+    ``extras`` holds each row's extended (MetaCentrum) tokens, or is empty when
+    no row has any.
+    """
 
     def col(name: str) -> np.ndarray:
         return values[:, _COL[name]]
 
-    extended = np.array([bool(e) for e in extras], dtype=bool)
+    n = len(values)
+    if not any(extras):
+        extras = [[]] * n
+    extended = np.fromiter((bool(e) for e in extras), dtype=bool, count=n)
     requested = col("requested_processors")
     allocated = col("allocated_processors")
     cpus = np.where(requested > 0, requested, np.where(allocated > 0, allocated, np.nan))
@@ -102,11 +111,13 @@ def _frame(values: np.ndarray, offsets: np.ndarray, extras: list[list[str]]) -> 
     mem_mb = np.where(extended, mem / 2**20, mem * cpus / 1024)
     queue = _ids(col("queue_number"))
     swf_partition = _ids(col("partition_number"))
-    queue_name = np.array([e[1] if len(e) > 1 else "" for e in extras], dtype=object)
-    queue = np.where(queue_name != "", queue_name, queue)
-    nodes = np.array(
-        [len(set(e[0].strip("{}").split(","))) if e else np.nan for e in extras], dtype=float
-    )
+    nodes = np.full(n, np.nan)
+    if extended.any():
+        queue_name = np.array([e[1] if len(e) > 1 else "" for e in extras], dtype=object)
+        queue = np.where(queue_name != "", queue_name, queue)
+        nodes = np.array(
+            [len(set(e[0].strip("{}").split(","))) if e else np.nan for e in extras], dtype=float
+        )
     status = col("status")
     state = np.full(len(values), "UNKNOWN", dtype=object)
     for code, name in STATUS_STATES.items():
@@ -144,17 +155,22 @@ def _split(line: str) -> tuple[list[str], list[str]] | str:
     return f"expected {N_FIELDS} whitespace-separated fields, got {len(tokens)}"
 
 
-def _parse_fast(lines: list[str]) -> tuple[np.ndarray, list[list[str]]] | None:
-    """Parse clean data lines with pandas' C parser; ``None`` if any line is not clean."""
+def _parse_fast(text: str, n_lines: int) -> tuple[np.ndarray, list[list[str]]] | None:
+    """Parse ``n_lines`` clean data lines with pandas' C parser; ``None`` if any is not clean."""
     names = list(range(N_FIELDS + EXTENDED_FIELDS))
     dtypes = {i: (np.float64 if i < N_FIELDS else object) for i in names}
     try:
         table = pd.read_csv(
-            io.StringIO("".join(lines)), sep=r"\s+", header=None, names=names, dtype=dtypes
+            io.StringIO(text),
+            sep=r"\s+",
+            header=None,
+            names=names,
+            dtype=dtypes,
+            quoting=csv.QUOTE_NONE,
         )
     except (ValueError, pd.errors.ParserError):
         return None
-    if len(table) != len(lines):
+    if len(table) != n_lines:
         return None
     values = table.iloc[:, :N_FIELDS].to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
@@ -164,7 +180,7 @@ def _parse_fast(lines: list[str]) -> tuple[np.ndarray, list[list[str]]] | None:
         if not pd.Series(extra[:, 0]).str.startswith("{").all():
             return None
         return values, [[x for x in row if x] for row in extra.tolist()]
-    return values, [[] for _ in lines]
+    return values, []
 
 
 def _parse_slow(lines: list[str]) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
@@ -192,43 +208,63 @@ def _parse_slow(lines: list[str]) -> tuple[np.ndarray, list[list[str]], np.ndarr
     return values, extras, reasons
 
 
+def _is_data(line: str) -> bool:
+    return bool(line) and not line.isspace() and not line.lstrip().startswith(";")
+
+
 def iter_swf(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Yield canonical job chunks from an SWF (plain or gzip) log, reporting bad lines.
 
-    Clean batches go through pandas' C parser; a batch with any bad line is
-    re-parsed line by line so each bad line gets its own reason.
+    Batches of clean data lines go straight to pandas' C parser; a batch with
+    comments, blank lines or any bad line is classified line by line, and the
+    bad lines re-parsed one by one so each gets its own reason.
     """
     seen = SeenJobIds()
     offset = 0.0
     with open_text(path) as fh:
-        for numbers, lines in iter_line_batches(fh, chunk_rows):
-            data_numbers: list[int] = []
-            data_lines: list[str] = []
-            offsets: list[float] = []
-            for number, line in zip(numbers, lines, strict=True):
-                if line.isspace() or not line:
-                    continue
-                if line.lstrip().startswith(";"):
-                    match = UNIX_START.match(line.strip())
-                    if match:
-                        offset = float(match.group(1))
-                    continue
-                data_numbers.append(number)
-                data_lines.append(line)
-                offsets.append(offset)
-            if not data_lines:
+        for first, lines in iter_line_batches(fh, chunk_rows):
+            # Header comments open the log: peel them off so the rest can take the fast path.
+            head = 0
+            while head < len(lines) and not _is_data(lines[head]):
+                if match := UNIX_START.match(lines[head].strip()):
+                    offset = float(match.group(1))
+                head += 1
+            first, lines = first + head, lines[head:]
+            if not lines:
                 continue
-            fast = _parse_fast(data_lines)
+            numbers = np.arange(first, first + len(lines))
+            offsets: np.ndarray | float = offset
+            text = "".join(lines)
+            fast = None if ";" in text else _parse_fast(text, len(lines))
             if fast is not None:
+                data_numbers, data_lines = numbers, lines
                 values, extras = fast
                 reasons = None
             else:
-                values, extras, reasons = _parse_slow(data_lines)
+                keep = np.zeros(len(lines), dtype=bool)
+                row_offsets = np.zeros(len(lines))
+                for i, line in enumerate(lines):
+                    if _is_data(line):
+                        keep[i] = True
+                        row_offsets[i] = offset
+                    elif match := UNIX_START.match(line.strip()):
+                        offset = float(match.group(1))
+                data_numbers = numbers[keep]
+                data_lines = [line for line, k in zip(lines, keep, strict=True) if k]
+                offsets = row_offsets[keep]
+                if not data_lines:
+                    continue
+                fast = _parse_fast("".join(data_lines), len(data_lines))
+                if fast is not None:
+                    values, extras = fast
+                    reasons = None
+                else:
+                    values, extras, reasons = _parse_slow(data_lines)
             submit = values[:, _COL["submit_time"]]
             negative = (submit < 0) & (submit != -1)
             if negative.any():
                 reasons = np.full(len(values), "", dtype=object) if reasons is None else reasons
                 todo = negative & (reasons == "")
                 reasons[todo] = [f"negative submit_time: {v:g}" for v in submit[todo]]
-            frame = _frame(values, np.asarray(offsets, dtype=np.float64), extras)
+            frame = _frame(values, offsets, extras)
             yield finish_chunk(frame, data_numbers, reasons, sink, seen)

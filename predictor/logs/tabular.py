@@ -8,6 +8,8 @@ columns into numbers/epoch seconds, noting the first bad field of each row.
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from predictor.logs.errors import ErrorSink, LogFormatError
-from predictor.logs.textio import iter_csv_batches, open_text
+from predictor.logs.textio import iter_csv_batches, iter_line_batches, open_text
 
 MISSING_MARKERS = frozenset({"", "unknown", "none", "nan", "null", "n/a", "na"})
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -28,6 +30,7 @@ class Batch:
 
     frame: pd.DataFrame
     lines: np.ndarray
+    padded: bool = True  # False when no field can have surrounding blanks (skip stripping)
     reasons: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,13 +49,22 @@ class Batch:
         """A column stripped of surrounding blanks ("" when the file lacks it)."""
         if column not in self.frame:
             return pd.Series("", index=self.frame.index, dtype=object)
-        return self.frame[column].astype(object).str.strip()
+        col = self.frame[column].astype(object)
+        return col.str.strip() if self.padded else col
+
+    def _missing(self, raw: pd.Series, where: np.ndarray) -> np.ndarray:
+        """Which of the ``where`` rows hold a missing marker (blank, ``Unknown``, ``None``...)."""
+        out = np.zeros(len(raw), dtype=bool)
+        if where.any():
+            out[where] = raw[where].str.lower().isin(MISSING_MARKERS).to_numpy()
+        return out
 
     def number(self, column: str) -> np.ndarray:
         """A column as float: blank/``Unknown``/``None`` -> NaN; other non-numbers reject."""
         raw = self.text(column)
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, copy=True)
-        bad = np.isnan(values) & ~raw.str.lower().isin(MISSING_MARKERS).to_numpy()
+        values = _to_float(raw)
+        nan = np.isnan(values)
+        bad = nan & ~self._missing(raw, nan)
         if bad.any():
             self.reject(bad, [f"{column} is not a number: {v!r}" for v in raw[bad]])
         return values
@@ -63,23 +75,129 @@ class Batch:
         Naive date strings are taken as UTC; ``Unknown``/``None``/blank are NaN.
         """
         raw = self.text(column)
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, copy=True)
-        missing = raw.str.lower().isin(MISSING_MARKERS).to_numpy()
-        todo = np.isnan(values) & ~missing
+        sample = next((v for v in raw if v), "")
+        numbers_first = not np.isnan(_to_float(pd.Series([sample], dtype=object))[0])
+        values = _to_float(raw) if numbers_first else _to_epoch(raw)
+        todo = np.isnan(values) & ~self._missing(raw, np.isnan(values))
         if todo.any():
-            parsed = pd.to_datetime(raw[todo], format="ISO8601", utc=True, errors="coerce")
-            values[todo] = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            bad = np.isnan(values) & ~missing
+            values[todo] = _to_epoch(raw[todo]) if numbers_first else _to_float(raw[todo])
+            bad = np.isnan(values) & todo
             if bad.any():
                 self.reject(bad, [f"{column} is not a time: {v!r}" for v in raw[bad]])
         return values
 
 
+def _to_float(raw: pd.Series) -> np.ndarray:
+    """Strings to float (a writable array); what is not a number becomes NaN."""
+    try:  # numpy calls float() per element in C: fast when every value is clean
+        return np.array(raw.to_numpy(dtype=object), dtype=np.float64)
+    except (ValueError, TypeError):
+        return pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+
+
+def _to_epoch(raw: pd.Series) -> np.ndarray:
+    """ISO date strings to epoch seconds (naive = UTC); what is not a date becomes NaN."""
+    parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
+    return np.array(
+        ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
+    )
+
+
 def normalize_header(names: Iterable[str]) -> list[str]:
     """Header names stripped, lower-cased, BOM removed."""
     return [n.strip().lstrip("\ufeff").strip().lower() for n in names]
+
+
+def _header(
+    path: str | Path,
+    row: list[str],
+    needed: Sequence[str | tuple[str, ...]],
+    aliases: dict[str, str] | None,
+) -> list[str]:
+    """The normalised header, checked for repeats and for the ``needed`` columns."""
+    header = [(aliases or {}).get(n, n) for n in normalize_header(row)]
+    if len(set(header)) != len(header):
+        dups = sorted({n for n in header if header.count(n) > 1})
+        raise LogFormatError(f"{path}: repeated column(s) {', '.join(dups)}")
+    missing = [
+        " or ".join(alts)
+        for alts in ((c,) if isinstance(c, str) else c for c in needed)
+        if not any(a in header for a in alts)
+    ]
+    if missing:
+        raise LogFormatError(
+            f"{path}: missing column(s) {', '.join(missing)} "
+            f"(header has: {', '.join(header) or 'nothing'})"
+        )
+    return header
+
+
+def _parse_fast(
+    lines: list[str], first: int, header: list[str], delimiter: str, quoting: int
+) -> Batch | None:
+    """A batch parsed by pandas' C parser, or ``None`` when only the csv module will do.
+
+    Only for text without quote characters: then every line is one record, its
+    field count is its delimiter count + 1, and line numbers are exact.
+    """
+    numbers = np.array([first + i for i, line in enumerate(lines) if line.strip()], dtype=np.int64)
+    records = [line for line in lines if line.strip()]
+    if quoting != csv.QUOTE_NONE and any('"' in line for line in records):
+        return None
+    width = len(header)
+    counts = np.fromiter((r.count(delimiter) + 1 for r in records), dtype=np.int64)
+    good = counts == width
+    frame = pd.DataFrame("", index=pd.RangeIndex(len(records)), columns=header, dtype=object)
+    if good.any():
+        try:
+            parsed = pd.read_csv(
+                io.StringIO("".join(r for r, g in zip(records, good, strict=True) if g)),
+                sep=delimiter,
+                header=None,
+                names=header,
+                dtype=object,
+                keep_default_na=False,
+                quoting=csv.QUOTE_NONE,
+                skip_blank_lines=False,
+                engine="c",
+            )
+        except (ValueError, pd.errors.ParserError):
+            return None
+        if len(parsed) != good.sum():
+            return None
+        if good.all():
+            frame = parsed
+        else:
+            frame.iloc[np.flatnonzero(good)] = parsed.to_numpy()
+    pad = re.compile(rf"(^|{re.escape(delimiter)})[ \t]|[ \t]($|{re.escape(delimiter)})", re.M)
+    batch = Batch(frame, numbers, padded=any(pad.search(r) for r in records))
+    if not good.all():
+        batch.reject(~good, [f"expected {width} fields, got {c}" for c in counts[~good]])
+    return batch
+
+
+def _parse_slow(
+    lines: list[str], first: int, header: list[str], delimiter: str, quoting: int, sink: ErrorSink
+) -> Batch:
+    """A batch split by the csv module (handles quoting; flags wrong field counts)."""
+    numbers: list[int] = []
+    rows: list[list[str]] = []
+    for nums, recs in iter_csv_batches(
+        io.StringIO("".join(lines)), len(lines) + 1, sink, delimiter=delimiter, quoting=quoting
+    ):
+        numbers += [first - 1 + n for n in nums]
+        rows += recs
+    width = len(header)
+    ok = np.fromiter((len(r) == width for r in rows), dtype=bool, count=len(rows))
+    good = [r if len(r) == width else [""] * width for r in rows]
+    batch = Batch(
+        pd.DataFrame(good, columns=header, dtype=object), np.asarray(numbers, dtype=np.int64)
+    )
+    if not ok.all():
+        batch.reject(
+            ~ok, [f"expected {width} fields, got {len(r)}" for r in rows if len(r) != width]
+        )
+    return batch
 
 
 def iter_records(
@@ -92,50 +210,29 @@ def iter_records(
     quoting: int = csv.QUOTE_MINIMAL,
     aliases: dict[str, str] | None = None,
 ) -> Iterator[Batch]:
-    """Yield :class:`Batch` es of a delimited log whose first record is its header.
+    """Yield :class:`Batch` es of a delimited log whose first non-blank line is its header.
 
     Header names are lower-cased and renamed by ``aliases``; a header lacking
     any of ``needed`` (a name, or a tuple of alternatives) raises
-    :class:`LogFormatError` naming the missing ones.
-    Records with the wrong number of fields are rejected with their line.
+    :class:`LogFormatError` naming the missing ones. Records with the wrong
+    number of fields are rejected with their line. Batches without quote
+    characters are parsed by pandas' C parser, others by the csv module (a
+    quoted field spanning two batches is reported as broken records).
     """
     header: list[str] | None = None
     with open_text(path) as fh:
-        for numbers, rows in iter_csv_batches(
-            fh, chunk_rows, sink, delimiter=delimiter, quoting=quoting
-        ):
+        for first, lines in iter_line_batches(fh, chunk_rows):
             if header is None:
-                header = [(aliases or {}).get(n, n) for n in normalize_header(rows[0])]
-                if len(set(header)) != len(header):
-                    dups = sorted({n for n in header if header.count(n) > 1})
-                    raise LogFormatError(f"{path}: repeated column(s) {', '.join(dups)}")
-                missing = [
-                    " or ".join(alts)
-                    for alts in ((c,) if isinstance(c, str) else c for c in needed)
-                    if not any(a in header for a in alts)
-                ]
-                if missing:
-                    raise LogFormatError(
-                        f"{path}: missing column(s) {', '.join(missing)} "
-                        f"(header has: {', '.join(header) or 'nothing'})"
-                    )
-                numbers, rows = numbers[1:], rows[1:]
-            if not rows:
-                continue
-            width = len(header)
-            ok = np.fromiter((len(r) == width for r in rows), dtype=bool, count=len(rows))
-            good = [r if len(r) == width else [""] * width for r in rows]
-            batch = Batch(
-                pd.DataFrame(good, columns=header, dtype=object),
-                np.asarray(numbers, dtype=np.int64),
-            )
-            if not ok.all():
-                batch.reject(
-                    ~ok,
-                    [
-                        f"expected {width} fields, got {len(r)}"
-                        for r, g in zip(rows, ok, strict=True)
-                        if not g
-                    ],
-                )
-            yield batch
+                head = next((i for i, line in enumerate(lines) if line.strip()), None)
+                if head is None:
+                    continue
+                row = next(csv.reader([lines[head]], delimiter=delimiter, quoting=quoting))
+                header = _header(path, row, needed, aliases)
+                first, lines = first + head + 1, lines[head + 1 :]
+                if not lines:
+                    continue
+            batch = _parse_fast(lines, first, header, delimiter, quoting)
+            if batch is None:
+                batch = _parse_slow(lines, first, header, delimiter, quoting, sink)
+            if len(batch.frame):
+                yield batch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -39,18 +40,12 @@ def head_lines(path: str | Path, n: int = 50) -> list[str]:
     return lines
 
 
-def iter_line_batches(fh: IO[str], batch_rows: int) -> Iterator[tuple[list[int], list[str]]]:
-    """Yield ``(line_numbers, lines)`` batches of up to ``batch_rows`` lines (1-based numbers)."""
-    numbers: list[int] = []
-    lines: list[str] = []
-    for number, line in enumerate(fh, start=1):
-        numbers.append(number)
-        lines.append(line)
-        if len(lines) >= batch_rows:
-            yield numbers, lines
-            numbers, lines = [], []
-    if lines:
-        yield numbers, lines
+def iter_line_batches(fh: IO[str], batch_rows: int) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first_line_number, lines)`` batches of up to ``batch_rows`` lines (1-based)."""
+    first = 1
+    while lines := list(itertools.islice(fh, batch_rows)):
+        yield first, lines
+        first += len(lines)
 
 
 def iter_csv_batches(
@@ -63,8 +58,8 @@ def iter_csv_batches(
     """Yield ``(line_numbers, rows)`` batches of CSV records from ``fh``, header included.
 
     Line numbers are the physical line on which each record starts, so a
-    record with a quoted newline still points at its first line. Blank lines
-    are skipped; records the CSV module cannot split go to ``sink``.
+    record with a quoted newline still points at its first line. Blank (or
+    whitespace-only) lines are skipped; records the CSV module cannot split go to ``sink``.
     ``quoting=csv.QUOTE_NONE`` splits on every delimiter (sacct's output).
     """
     reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
@@ -80,7 +75,7 @@ def iter_csv_batches(
             sink.add(start, f"unreadable CSV record: {exc}")
             start = reader.line_num + 1
             continue
-        if row:
+        if row and (len(row) > 1 or row[0].strip()):
             numbers.append(start)
             rows.append(row)
         start = reader.line_num + 1

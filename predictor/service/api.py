@@ -47,7 +47,7 @@ class RouteSpec:
     errors: tuple[int, ...] = ()
     tag: str = "service"
     response_media: str = "application/json"
-    extra: dict[str, Any] = field(default_factory=dict)
+    error_models: dict[int, type[BaseModel]] = field(default_factory=dict)
 
 
 SPECS: list[RouteSpec] = []
@@ -95,6 +95,7 @@ def api_route(
     errors: tuple[int, ...] = (),
     tag: str = "service",
     response_media: str = "application/json",
+    error_models: dict[int, type[BaseModel]] | None = None,
 ) -> Callable[[Callable[..., ViewResult]], Callable[..., Response]]:
     """Register a view on ``bp`` and record its :class:`RouteSpec` (see module docstring)."""
     auth_errors = {Access.OPEN: (), Access.SCORING: (401,), Access.ADMIN: (401, 503)}[access]
@@ -109,6 +110,7 @@ def api_route(
         errors=tuple(sorted({*errors, *auth_errors, *body_errors})),
         tag=tag,
         response_media=response_media,
+        error_models=error_models or {},
     )
     SPECS.append(spec)
 
@@ -146,11 +148,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the routes registered on ``app``."""
     registered = {(r.rule, m) for r in app.url_map.iter_rules() for m in r.methods or ()}
     specs = [s for s in SPECS if (s.rule, s.method) in registered]
-    models: set[type[BaseModel]] = {ErrorBody}
-    for spec in specs:
-        models.update(m for m in (spec.body, spec.response) if m is not None)
     pairs = [(m, "validation" if m is s.body else "serialization") for s in specs
-             for m in (s.body, s.response) if m is not None]  # fmt: skip
+             for m in (s.body, s.response, *s.error_models.values()) if m is not None]  # fmt: skip
     pairs.append((ErrorBody, "serialization"))
     _, schemas = models_json_schema(
         list(dict.fromkeys(pairs)), ref_template="#/components/schemas/{model}"
@@ -181,7 +180,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         for code in spec.errors:
             op["responses"][str(code)] = {
                 "description": _ERROR_TEXT.get(code, "error"),
-                "content": _json_content(ErrorBody),
+                "content": _json_content(spec.error_models.get(code, ErrorBody)),
             }
         if spec.access is Access.ADMIN:
             op["security"] = [{"bearer": []}]

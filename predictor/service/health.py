@@ -23,7 +23,7 @@ def healthz() -> Health:
 
 @api_route(
     bp, "/readyz", "GET", summary="Readiness: a model is served and the history is writable",
-    response=Health, errors=(503,),
+    response=Health, errors=(503,), error_models={503: Health},
 )  # fmt: skip
 def readyz() -> Health | tuple[Health, int]:
     """503 with how to train a model when none is served, or when the store is read-only."""

@@ -62,7 +62,7 @@ def score(job: JobDescriptor) -> ScoreResult:
     return ScoreResult(
         job_id=None if job.job_id is None else str(job.job_id),
         runtime_s=float(s.runtime[0]),
-        runtime_interval_s=(float(s.lo[0]), float(s.hi[0])),
+        runtime_interval_s=[float(s.lo[0]), float(s.hi[0])],
         gpu_time_s=float(s.gpu_time[0]),
         priority=float(s.priority[0]),
         site_factor=int(s.site_factor[0]),

@@ -11,17 +11,33 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_NAME = 256
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: any larger time is a client bug
 MAX_EPOCH = 4102444800.0  # 2100-01-01
 MAX_COUNT = 10_000_000
 
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 4.0 as an integer; so do we (4.5 and "4" stay errors)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Epoch = Annotated[float, Field(ge=0, le=MAX_EPOCH)]
-JobId = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[int, Field(ge=0)]
+JobId = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[Int, Field(ge=0)]
 
 # Slurm TRES-per-node strings: "gres/gpu:2" (24.x), "gres:gpu:2" (22.x), "gpu:a100:4",
 # "gres/gpu=2" (TRES notation), possibly comma-joined with others ("gres/gpu:2,gres/shard:1").
@@ -64,12 +80,12 @@ class _JobFields(_Input):
     qos: Name = Field("", description="QOS")
     name: Name = Field("", description="job name")
     time_limit: Seconds | None = Field(None, description="requested wall-clock limit, seconds")
-    cpus: int = Field(1, ge=1, le=MAX_COUNT, description="CPUs for the whole job")
-    gpus: int | None = Field(None, ge=0, le=MAX_COUNT, description="GPUs for the whole job")
+    cpus: Int = Field(1, ge=1, le=MAX_COUNT, description="CPUs for the whole job")
+    gpus: Int | None = Field(None, ge=0, le=MAX_COUNT, description="GPUs for the whole job")
     tres_per_node: Annotated[str, Field(max_length=MAX_NAME)] | None = Field(
         None, description="TRES per node, e.g. 'gres/gpu:2' (used when gpus is absent)"
     )
-    nodes: int = Field(1, ge=1, le=MAX_COUNT, description="nodes requested")
+    nodes: Int = Field(1, ge=1, le=MAX_COUNT, description="nodes requested")
     mem_mb: float | None = Field(None, ge=0, le=1e12, description="memory, MiB for the job")
     features: Annotated[str, Field(max_length=4096)] = Field(
         "", description="node features / constraints expression (--constraint)"
@@ -114,7 +130,7 @@ class CompletedJob(_JobFields):
     state: Annotated[str, Field(max_length=32)] = Field(
         "COMPLETED", description="final state: COMPLETED, FAILED, TIMEOUT, ..."
     )
-    exit_code: int | None = Field(None, ge=-(2**31), le=2**32, description="exit code")
+    exit_code: Int | None = Field(None, ge=-(2**31), le=2**32, description="exit code")
 
     @model_validator(mode="after")
     def _ordered_times(self) -> CompletedJob:
@@ -128,7 +144,9 @@ class ScoreResult(BaseModel):
 
     job_id: str | None = Field(None, description="the job id sent, if any")
     runtime_s: float = Field(description="predicted run time, seconds")
-    runtime_interval_s: tuple[float, float] = Field(description="[low, high] run time, seconds")
+    runtime_interval_s: list[float] = Field(
+        min_length=2, max_length=2, description="[low, high] run time, seconds"
+    )
     gpu_time_s: float = Field(description="predicted GPU time (run time × GPUs), seconds")
     priority: float = Field(description="priority under the configured policy (higher = sooner)")
     site_factor: int = Field(description="the priority as a Slurm site_factor integer")

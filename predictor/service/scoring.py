@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,10 @@ from policies import Policy, get_policy, priority_to_site_factor
 from predictor.features import FEATURE_NAMES, build_feature_row
 from predictor.history import HistoryStore
 from predictor.logs.schema import JOB_COLUMNS, STATES, to_canonical
-from predictor.service.model_slot import LoadedModel
 from predictor.service.schemas import CompletedJob, JobDescriptor, _JobFields
+
+if TYPE_CHECKING:
+    from predictor.service.model_slot import LoadedModel
 
 NAN = float("nan")
 _SNAPSHOT_COLUMNS = ("cpus", "gpus", "nodes", "time_limit", "submit_time")
@@ -94,6 +96,10 @@ def absolute_site_factor(priority: np.ndarray) -> np.ndarray:
     return np.rint((np.clip(scaled, -1.0, 1.0) + 1.0) * SITE_FACTOR_SCALE / 2).astype(np.int64)
 
 
+class PredictionError(RuntimeError):
+    """The model answered something that is not a usable prediction (a model bug)."""
+
+
 @dataclass
 class Scores:
     """Column-wise results for n jobs."""
@@ -129,10 +135,13 @@ class Scorer:
 
     def _predict(self, loaded: LoadedModel, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
         pred = loaded.model.predict(X)
-        runtime = np.asarray(pred["runtime_s"], dtype=np.float64)
-        lo = np.asarray(pred["runtime_lo_s"], dtype=np.float64)
-        hi = np.asarray(pred["runtime_hi_s"], dtype=np.float64)
-        return runtime, lo, hi
+        out = tuple(
+            np.asarray(pred[key], dtype=np.float64)
+            for key in ("runtime_s", "runtime_lo_s", "runtime_hi_s")
+        )
+        if not all(np.isfinite(a).all() for a in out):
+            raise PredictionError(f"model {loaded.version} returned a non-finite prediction")
+        return out
 
     def _finish(
         self,

@@ -1,4 +1,4 @@
-"""What the dev cluster looks like (nodes, ports) and the Slurm files rendered from ``docker/templates``."""
+"""The dev cluster's shape (nodes, ports) and the Slurm files rendered from ``docker/templates``."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class ClusterSpec:
     db_port: int = field(default_factory=lambda: _port("FORESIGHT_DB_PORT", 16306))
     dbd_port: int = field(default_factory=lambda: _port("FORESIGHT_DBD_PORT", 16819))
     ctld_port: int = field(default_factory=lambda: _port("FORESIGHT_CTLD_PORT", 16817))
-    service_port: int = field(default_factory=lambda: _port("FORESIGHT_SERVICE_PORT", 18080))
+    service_port: int = field(default_factory=lambda: _port("FORESIGHT_SERVICE_PORT", 8765))
     srun_ports: str = "17100-17199"
     #: Global SuspendTime (enables power saving); partitions set INFINITE (see docs/cluster.md).
     suspend_time: int = 3600

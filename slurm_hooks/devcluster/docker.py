@@ -69,7 +69,8 @@ def ensure_engine(install: bool = True) -> None:
         ["bash", str(INSTALL_SCRIPT)], text=True, capture_output=True, check=False, timeout=900
     )
     if proc.returncode != 0 or not engine_answers():
-        lines = [ln for ln in proc.stderr.splitlines() if "MISSING" in ln] or proc.stderr.splitlines()
+        err = proc.stderr.splitlines()
+        lines = [ln for ln in err if "MISSING" in ln] or err
         reason = lines[-1] if lines else f"{INSTALL_SCRIPT} exited {proc.returncode}"
         raise DockerUnavailable(reason.removeprefix("install-docker: "))
 

@@ -1,4 +1,4 @@
-"""Build the dev cluster's images, each tagged with a hash of its inputs (so cached builds are free).
+"""Build the dev cluster's images, tagged with a hash of their inputs (cached builds are free).
 
 * ``foresight-base:<suite>-<hash>``: ``debootstrap --variant=minbase <suite>`` + ``docker import``
   (no registry is needed or used);
@@ -12,6 +12,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .docker import DockerError, DockerUnavailable, docker, image_exists
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
 MIRROR = "http://deb.debian.org/debian"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 #: Slurm version -> Debian suite whose ``slurm-wlm`` package carries it.
 SUITES: dict[str, str] = {"22.05": "bookworm", "24.11": "trixie"}
 #: What goes into the service image: the project's packages and its metadata.
@@ -140,8 +142,19 @@ def build_service(version: str, progress: Progress = print) -> str:
                 shutil.copy2(path, src / name)
         if not (src / "README.md").exists():  # pyproject names it as the readme
             (src / "README.md").write_text("Foresight\n")
+        (ctx / "requirements.txt").write_text("\n".join(requirements()) + "\n")
+        ca = ctx / "ca"
+        ca.mkdir()
+        for cert in HOST_CA_DIR.glob("*.crt"):  # so pip trusts what the host trusts
+            shutil.copy2(cert, ca / cert.name)
         _build(tag, DOCKER_DIR / "service" / "Dockerfile", ctx, {"SLURM_IMAGE": slurm}, progress)
     return tag
+
+
+def requirements() -> list[str]:
+    """The project's runtime dependencies, from ``pyproject.toml``."""
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as fh:
+        return list(tomllib.load(fh)["project"]["dependencies"])
 
 
 def remove_stale(keep: Iterable[str]) -> list[str]:

@@ -69,6 +69,8 @@ def detach(log_path: Path) -> bool:
         log_fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
+    # slurmctld may have started us with fds 0-2 closed, leaving sys.stdout None.
+    sys.stdout = sys.stderr = os.fdopen(1, "w", buffering=1, closefd=False)
     return True
 
 
@@ -132,7 +134,8 @@ def command_power(node: str, on: bool, cfg: dict[str, Any]) -> None:
 def _run_checked(node: str, argv: Sequence[str]) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
-        raise PowerError(f"{node}: {' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+        err = proc.stderr.strip()
+        raise PowerError(f"{node}: {' '.join(argv)} exited {proc.returncode}: {err}")
 
 
 BACKENDS: dict[str, Callable[[str, bool, dict[str, Any]], None]] = {

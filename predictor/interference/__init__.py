@@ -1,0 +1,1 @@
+"""Interference-aware placement: solo job profiles, placement hints, evaluation."""

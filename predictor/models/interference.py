@@ -1,0 +1,243 @@
+"""Co-location interference: each job's speed next to another, relative to running alone.
+
+One model predicts ``speed(a | b)`` from both jobs' solo profiles; a pair's two
+speeds are ``speed(a | b)`` and ``speed(b | a)`` from the same model, and it is
+trained on both orientations of every measured pair. Three predictors share this
+code path: XGBoost (the model), a random forest and the utilisation heuristic
+``min(1, 100 / (util_a + util_b))`` (baselines).
+
+Features come from profiles only (utilisation, memory-bandwidth use, GPU memory,
+batch size, mixed precision; each job's value, the pair's sum, the job's share
+of it, and the heuristic), never model names, so they carry over to model
+families the training data never saw.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from predictor.interference.profiles import JobProfile, parse_profile
+from predictor.state import atomic_write_bytes
+
+Kind = Literal["xgboost", "random_forest", "heuristic"]
+KINDS: tuple[Kind, ...] = ("xgboost", "random_forest", "heuristic")
+
+#: Profile fields the model reads by default (missing values are NaN).
+BASE_FIELDS: tuple[str, ...] = ("gpu_util", "gmem_util", "gmem_mb", "batch_size", "amp")
+#: Fields with no meaningful "share" of the pair (flags).
+_FLAGS = frozenset({"amp"})
+#: Fields used on a log2 scale (sizes spanning orders of magnitude).
+_LOG2 = frozenset({"batch_size", "gmem_mb"})
+_FORMAT = "foresight-interference-v1"
+
+XGB_PARAMS: dict[str, Any] = {
+    "n_estimators": 600,
+    "max_depth": 4,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 3,
+}
+RF_PARAMS: dict[str, Any] = {"n_estimators": 200, "min_samples_leaf": 2}
+
+
+def heuristic_speed(util_a: np.ndarray, util_b: np.ndarray) -> np.ndarray:
+    """``min(1, 100 / (util_a + util_b))``: the GPU time-sliced in proportion to demand."""
+    total = np.asarray(util_a, dtype=np.float64) + np.asarray(util_b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 100.0, 100.0 / total, 1.0)
+
+
+def profile_matrix(
+    profiles: pd.DataFrame | Sequence[JobProfile | Mapping[str, Any]],
+    fields: Sequence[str] = BASE_FIELDS,
+) -> np.ndarray:
+    """Profiles as an ``(n, len(fields))`` float matrix; absent fields and None are NaN."""
+    if isinstance(profiles, pd.DataFrame):
+        cols = [
+            pd.to_numeric(profiles[f], errors="coerce").to_numpy(dtype=np.float64)
+            if f in profiles.columns else np.full(len(profiles), np.nan)
+            for f in fields
+        ]  # fmt: skip
+        return np.column_stack(cols) if cols else np.empty((len(profiles), 0))
+    out = np.full((len(profiles), len(fields)), np.nan)
+    for i, p in enumerate(profiles):
+        data = p.model_dump() if isinstance(p, JobProfile) else p
+        for j, f in enumerate(fields):
+            v = data.get(f)
+            if v is not None:
+                out[i, j] = float(v)
+    return out
+
+
+def pair_features(a: np.ndarray, b: np.ndarray, fields: Sequence[str]) -> np.ndarray:
+    """Features of ``speed(a | b)``: per field a, b, a+b and a/(a+b); then util product,
+    the heuristic and the util excess over 100 (when ``gpu_util`` is a field)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    cols: list[np.ndarray] = []
+    for j, f in enumerate(fields):
+        xa, xb = a[:, j], b[:, j]
+        if f in _LOG2:
+            xa, xb = np.log2(np.maximum(xa, 1.0)), np.log2(np.maximum(xb, 1.0))
+        total = xa + xb
+        cols += [xa, xb, total]
+        if f not in _FLAGS:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols.append(np.where(total > 0, xa / total, 0.5))
+    if "gpu_util" in fields:
+        j = list(fields).index("gpu_util")
+        ua, ub = a[:, j], b[:, j]
+        cols += [ua * ub / 100.0, heuristic_speed(ua, ub), np.maximum(ua + ub - 100.0, 0.0)]
+    return np.column_stack(cols)
+
+
+class InterferenceModel:
+    """Predicts a job's co-located speed relative to solo from both solo profiles.
+
+    ``kind`` picks XGBoost, a random forest or the heuristic (no training).
+    ``clip_target`` caps training targets (co-located runs measured faster than
+    solo are noise for placement; None keeps them).
+    """
+
+    def __init__(
+        self,
+        kind: Kind = "xgboost",
+        *,
+        fields: Sequence[str] = BASE_FIELDS,
+        clip_target: float | None = 1.0,
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown interference model kind {kind!r}; known: {', '.join(KINDS)}")
+        if kind == "heuristic" and "gpu_util" not in fields:
+            raise ValueError("the heuristic needs the gpu_util field")
+        self.kind: Kind = kind
+        self.fields = tuple(fields)
+        self.clip_target = clip_target
+        self.params = dict(params or (XGB_PARAMS if kind == "xgboost" else RF_PARAMS))
+        self.seed = seed
+        self._est: Any = None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether ``predict`` can run (the heuristic always can)."""
+        return self.kind == "heuristic" or self._est is not None
+
+    def fit(
+        self,
+        a: pd.DataFrame | np.ndarray,
+        b: pd.DataFrame | np.ndarray,
+        speed_a: np.ndarray,
+        speed_b: np.ndarray,
+    ) -> InterferenceModel:
+        """Train on measured pairs, both orientations: (a, b) -> speed_a and (b, a) -> speed_b."""
+        xa, xb = self._matrix(a), self._matrix(b)
+        y = np.concatenate([np.asarray(speed_a, float), np.asarray(speed_b, float)])
+        if len(xa) != len(xb) or len(y) != 2 * len(xa) or len(xa) == 0:
+            raise ValueError("fit needs equal, non-empty pair sides and one speed per side")
+        if not np.all(np.isfinite(y)) or np.any(y < 0):
+            raise ValueError("speeds must be finite and non-negative")
+        if self.kind == "heuristic":
+            return self
+        x = np.vstack([pair_features(xa, xb, self.fields), pair_features(xb, xa, self.fields)])
+        if self.clip_target is not None:
+            y = np.minimum(y, self.clip_target)
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            est = xgb.XGBRegressor(random_state=self.seed, n_jobs=1, **self.params)
+        else:
+            from sklearn.ensemble import RandomForestRegressor
+
+            est = RandomForestRegressor(random_state=self.seed, n_jobs=1, **self.params)
+        est.fit(x, y)
+        self._est = est.get_booster() if self.kind == "xgboost" else est
+        return self
+
+    def _matrix(self, p: pd.DataFrame | np.ndarray | Sequence[Any]) -> np.ndarray:
+        if isinstance(p, np.ndarray):
+            if p.ndim != 2 or p.shape[1] != len(self.fields):
+                raise ValueError(f"profile matrix must be (n, {len(self.fields)}), got {p.shape}")
+            return p.astype(np.float64, copy=False)
+        return profile_matrix(p, self.fields)
+
+    def predict(self, a: Any, b: Any) -> np.ndarray:
+        """``speed(a | b)`` for each row pair (profiles as frames, matrices or sequences)."""
+        xa, xb = self._matrix(a), self._matrix(b)
+        if self.kind == "heuristic":
+            j = self.fields.index("gpu_util")
+            return heuristic_speed(xa[:, j], xb[:, j])
+        if self._est is None:
+            raise RuntimeError("interference model is not fitted")
+        x = pair_features(xa, xb, self.fields)
+        if self.kind == "xgboost":
+            pred = self._est.inplace_predict(x)
+        else:
+            pred = self._est.predict(x)
+        return np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
+
+    def predict_pairs(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Both jobs' speeds for each pair, from one stacked call: (speed_a, speed_b)."""
+        xa, xb = self._matrix(a), self._matrix(b)
+        both = self.predict(np.vstack([xa, xb]), np.vstack([xb, xa]))
+        return both[: len(xa)], both[len(xa) :]
+
+    def save(self, path: Path | str) -> None:
+        """Write the model atomically (a versioned pickle)."""
+        state = {"format": _FORMAT, "kind": self.kind, "fields": self.fields,
+                 "clip_target": self.clip_target, "params": self.params, "seed": self.seed,
+                 "est": self._est}  # fmt: skip
+        atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    @classmethod
+    def load(cls, path: Path | str) -> InterferenceModel:
+        """Read a model written by ``save``; ValueError if the file is not one."""
+        try:
+            state = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file format
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise ValueError(f"{path}: not a readable interference model ({exc})") from exc
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a {_FORMAT} file")
+        model = cls(state["kind"], fields=state["fields"], clip_target=state["clip_target"],
+                    params=state["params"], seed=state["seed"])  # fmt: skip
+        model._est = state["est"]
+        return model
+
+
+@lru_cache(maxsize=1)
+def default_model() -> InterferenceModel:
+    """XGBoost trained on the Lucid pairs in the data folder (cached; heuristic if absent)."""
+    from predictor.interference.evaluation import load_lucid
+    from predictor.state import data_dir
+
+    folder = data_dir() / "interference"
+    pairs, profiles = folder / "lucid_colocate_info.csv", folder / "lucid_single_data.csv"
+    if not (pairs.exists() and profiles.exists()):
+        return InterferenceModel("heuristic")
+    table = load_lucid(pairs, profiles)
+    return InterferenceModel("xgboost").fit(table.a, table.b, table.speed_a, table.speed_b)
+
+
+def pair_speeds(
+    profile_a: JobProfile | Mapping[str, Any],
+    profile_b: JobProfile | Mapping[str, Any],
+    model: InterferenceModel | None = None,
+) -> tuple[float, float]:
+    """Speeds (co-located / solo) of two jobs sharing a GPU, for the simulator's co-location mode.
+
+    ``model`` defaults to :func:`default_model` (XGBoost on the Lucid data, or the
+    heuristic when that data is absent). Speeds are capped at 1.
+    """
+    a, b = parse_profile(profile_a), parse_profile(profile_b)
+    m = model or default_model()
+    speed_a, speed_b = m.predict_pairs([a], [b])
+    return min(1.0, float(speed_a[0])), min(1.0, float(speed_b[0]))

@@ -1,0 +1,77 @@
+"""The dockerized Slurm cluster for integration tests: up once per session, or reused.
+
+``FORESIGHT_SLURM`` picks the version (``22.05`` default, ``24.11``, or ``both``
+to run every cluster test on each). On a machine without Docker the session
+runs ``scripts/install-docker.sh``; the tests skip, with its exact reason, only
+if Docker truly cannot run. A cluster this session started is taken down at
+the end (set ``FORESIGHT_KEEP_CLUSTER=1`` to keep it); one that was already
+running is reused and left running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from slurm_hooks.devcluster import ClusterSpec, DevCluster, DockerError, DockerUnavailable
+from slurm_hooks.devcluster.docker import ensure_engine
+from slurm_hooks.slurm_adapter import SlurmAdapter
+
+VERSIONS = ("22.05", "24.11")
+
+
+def _versions() -> list[str]:
+    wanted = os.environ.get("FORESIGHT_SLURM", "22.05")
+    if wanted == "both":
+        return list(VERSIONS)
+    if wanted not in VERSIONS:
+        raise pytest.UsageError(f"FORESIGHT_SLURM={wanted!r}: expected 22.05, 24.11 or both")
+    return [wanted]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder drives the cluster: mark it ``cluster``."""
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session", params=_versions())
+def cluster(request: pytest.FixtureRequest) -> Iterator[DevCluster]:
+    """A running dev cluster of the requested Slurm version."""
+    try:
+        ensure_engine()
+    except DockerUnavailable as exc:
+        pytest.skip(f"Docker cannot run on this machine: {exc}")
+    dev = DevCluster(ClusterSpec(version=request.param))
+    reused = dev.running_version() == request.param and dev.is_up()
+    try:
+        dev.up(timeout=900)  # idempotent: a no-op when the running cluster is current
+    except (DockerError, TimeoutError) as exc:
+        pytest.fail(f"foresight cluster up --slurm {request.param} failed: {exc}")
+    yield dev
+    if not reused and os.environ.get("FORESIGHT_KEEP_CLUSTER") != "1":
+        dev.down()
+
+
+@pytest.fixture
+def slurm(cluster: DevCluster) -> SlurmAdapter:
+    """The adapter, running commands on the cluster's login node."""
+    return cluster.adapter()
+
+
+@pytest.fixture
+def sbatch(slurm: SlurmAdapter) -> Iterator[Callable[..., str]]:
+    """Submit with ``sbatch --parsable ARGS``; the job ids; jobs still queued are cancelled after."""
+    submitted: list[str] = []
+
+    def submit(*args: str) -> str:
+        job_id = slurm.run(["sbatch", "--parsable", "-o", "/dev/null", *args]).strip()
+        submitted.append(job_id.split(";")[0])
+        return submitted[-1]
+
+    yield submit
+    if submitted:
+        slurm.run(["scancel", *submitted], check=False)

@@ -1,0 +1,90 @@
+"""The node-demand forecaster: causal features, baselines, persistence of models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.models.demand import (
+    DemandForecaster,
+    PersistenceForecaster,
+    demand_features,
+    horizon_rmse,
+    load,
+    make_forecaster,
+)
+
+SMALL = {"n_estimators": 40, "max_depth": 3, "learning_rate": 0.1, "n_jobs": 1}
+
+
+def daily_series(days: int = 8, seed: int = 0) -> pd.Series:
+    """A daily cycle plus noise: a pattern persistence cannot see coming."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2021-03-01", periods=days * 144, freq="10min")
+    phase = 2 * np.pi * np.arange(len(index)) / 144
+    values = 100 + 40 * np.sin(phase) + rng.normal(0, 2, len(index))
+    return pd.Series(np.round(values), index=index)
+
+
+def test_features_use_only_the_past() -> None:
+    s = daily_series(3)
+    changed = s.copy()
+    changed.iloc[200:] += 500
+    a, b = demand_features(s), demand_features(changed)
+    pd.testing.assert_frame_equal(a.iloc[:200], b.iloc[:200])
+
+
+def test_predictions_at_t_ignore_data_after_t() -> None:
+    s = daily_series(6)
+    model = DemandForecaster(horizons=(1, 6), params=SMALL).fit(s.iloc[:576])
+    future_changed = s.copy()
+    future_changed.iloc[700:] = 0
+    a, b = model.predict(s), model.predict(future_changed)
+    pd.testing.assert_frame_equal(a.iloc[:700], b.iloc[:700])
+
+
+def test_persistence_forecasts_the_current_value() -> None:
+    s = daily_series(1)
+    fc = PersistenceForecaster(horizons=(1, 3)).fit(s).predict(s)
+    assert (fc[1] == s).all() and (fc[3] == s).all()
+    expected = float(np.sqrt(np.mean((s.shift(3) - s).loc[s.index[10]:] ** 2)))
+    assert horizon_rmse(fc, s, 3, s.index[10], s.index[-1]) == pytest.approx(expected)
+
+
+def test_xgboost_beats_persistence_on_a_daily_cycle() -> None:
+    s = daily_series(10)
+    split = s.index[7 * 144]
+    model = make_forecaster("xgboost", horizons=(6,))
+    model.params.update(SMALL)
+    model.fit(s.loc[: split - pd.Timedelta("10min")])
+    xgb = horizon_rmse(model.predict(s), s, 6, split, s.index[-1])
+    base = horizon_rmse(PersistenceForecaster(horizons=(6,)).predict(s), s, 6, split, s.index[-1])
+    assert xgb < 0.5 * base
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    s = daily_series(3)
+    model = DemandForecaster(horizons=(1, 2), params=SMALL).fit(s)
+    model.save(tmp_path / "m")
+    again = load(tmp_path / "m")
+    pd.testing.assert_frame_equal(model.predict(s), again.predict(s))
+    PersistenceForecaster().save(tmp_path / "p")
+    assert isinstance(load(tmp_path / "p"), PersistenceForecaster)
+
+
+def test_bad_inputs_say_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown forecaster"):
+        make_forecaster("lstm")
+    with pytest.raises(ValueError, match="not a saved demand forecaster"):
+        load(tmp_path)
+    with pytest.raises(ValueError, match="at least 2 days"):
+        DemandForecaster().fit(daily_series(1))
+    gappy = daily_series(3)
+    gappy.iloc[5] = np.nan
+    with pytest.raises(ValueError, match="missing values"):
+        DemandForecaster().fit(gappy)
+    with pytest.raises(ValueError, match="not fitted"):
+        DemandForecaster().predict(daily_series(1))

@@ -1,0 +1,168 @@
+"""The live controller against an in-memory cluster: safety, journal, recovery."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from energy.controller import Controller, check_power_settings, current_plan
+from energy.journal import Journal
+from energy.planner import NodeInfo, PlannerConfig
+
+GOOD = {"SuspendProgram": "/etc/slurm/suspend.sh", "ResumeProgram": "/etc/slurm/resume.sh",
+        "ResumeTimeout": "600 sec"}
+CFG = PlannerConfig(wake_buffer=1, wake_margin=2, keep_buffer=1, min_on_dwell_s=0,
+                    max_down_per_step=100, lookback_steps=1)
+
+
+class FakeView:
+    """An in-memory cluster; ``power`` checks the journal already holds the intent."""
+
+    def __init__(self, nodes: list[NodeInfo], journal: Path | None = None) -> None:
+        self.by_name = {n.name: n for n in nodes}
+        self.pending = 0
+        self.settings = dict(GOOD)
+        self.calls: list[tuple[str, str]] = []
+        self.journal = journal
+        self.broken: str | None = None
+        self.fail_power = False
+
+    def nodes(self) -> list[NodeInfo]:
+        if self.broken:
+            raise RuntimeError(self.broken)
+        return list(self.by_name.values())
+
+    def pending_nodes(self) -> int:
+        return self.pending
+
+    def power_settings(self) -> dict[str, str]:
+        return self.settings
+
+    def power(self, names: list[str], action: str) -> None:
+        for name in names:
+            if self.journal is not None:
+                intents = [r for r in Journal(self.journal).records()
+                           if r.get("kind") == "intent" and r["node"] == name]
+                assert intents, f"{name} powered {action} before its journal entry"
+            if self.fail_power:
+                raise RuntimeError("scontrol failed")
+            self.calls.append((name, action))
+            power = "off" if action == "down" else "powering_up"
+            self.by_name[name] = replace(self.by_name[name], power=power)
+
+
+def cluster(idle: int = 6, busy: int = 2) -> list[NodeInfo]:
+    return [NodeInfo(f"busy{i}", "on", busy=True) for i in range(busy)] + [
+        NodeInfo(f"idle{i}", "on") for i in range(idle)
+    ]
+
+
+def make(tmp_path: Path, nodes: list[NodeInfo], apply: bool) -> tuple[Controller, FakeView]:
+    view = FakeView(nodes, tmp_path / "energy" / "journal.jsonl")
+    return Controller(view, config=CFG, apply=apply, home=tmp_path / "energy"), view
+
+
+def test_dry_run_journals_the_plan_and_touches_nothing(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(), apply=False)
+    report = ctl.step(now=1_000.0)
+    assert report.status == "planned" and len(report.power_down) == 5  # keep 2 busy + 1
+    assert view.calls == []
+    intents = [r for r in ctl.journal.records() if r["kind"] == "intent"]
+    assert len(intents) == 5 and all(r["dry_run"] for r in intents)
+
+
+def test_apply_journals_before_acting_and_records_outcomes(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(), apply=True)
+    report = ctl.step(now=1_000.0)
+    assert report.status == "acted" and len(view.calls) == 5
+    kinds = [r["kind"] for r in ctl.journal.records()]
+    assert kinds.count("intent") == 5 and kinds.count("done") == 5
+    assert ctl.journal.in_doubt() == []
+
+
+def test_never_powers_down_busy_reserved_or_excluded_nodes(tmp_path: Path) -> None:
+    nodes = [
+        *cluster(idle=0, busy=2),
+        NodeInfo("res", "on", reserved=True), NodeInfo("exc", "on", excluded=True),
+        NodeInfo("drained", "on", available=False),
+    ]
+    ctl, view = make(tmp_path, nodes, apply=True)
+    report = ctl.step(now=1_000.0)
+    assert view.calls == [] and report.power_down == []
+    assert set(report.refused) == {"res", "exc", "drained"}
+
+
+def test_unreadable_slurm_means_do_nothing_and_say_why(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(), apply=True)
+    view.broken = "slurmctld not responding"
+    report = ctl.step(now=1_000.0)
+    assert report.status == "skipped" and "slurmctld not responding" in report.reason
+    assert view.calls == []
+
+
+def test_missing_power_saving_config_is_named_and_blocks_apply(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(), apply=True)
+    view.settings = {"SuspendProgram": "(null)", "ResumeTimeout": "60"}
+    report = ctl.step(now=1_000.0)
+    assert report.status == "held" and view.calls == []
+    assert "SuspendProgram is not set" in report.reason and "ResumeProgram" in report.reason
+    assert any("ResumeTimeout=60s" in p for p in check_power_settings(view.settings, CFG))
+
+
+def test_wakes_nodes_when_pending_demand_arrives(tmp_path: Path) -> None:
+    nodes = [*cluster(idle=0, busy=2), *(NodeInfo(f"off{i}", "off") for i in range(5))]
+    ctl, view = make(tmp_path, nodes, apply=True)
+    view.pending = 2
+    report = ctl.step(now=1_000.0)
+    assert len(report.power_up) == 5 and {a for _, a in view.calls} == {"up"}
+
+
+def test_crash_after_intent_is_recovered_once(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(idle=2, busy=1), apply=True)
+    journal = ctl.journal
+    # crash 1: intent written, action never taken; crash 2: action taken, outcome lost
+    lost = journal.intent("power_down", "idle0", "test", dry_run=False)
+    taken = journal.intent("power_down", "idle1", "test", dry_run=False)
+    view.by_name["idle1"] = replace(view.by_name["idle1"], power="off")
+    with journal.path.open("ab") as fh:  # a torn last line, as a crash mid-write leaves
+        fh.write(b'{"id": "x", "kind": "do')
+    restarted = Controller(view, config=CFG, apply=True, home=tmp_path / "energy")
+    outcomes = {r["id"]: r for r in restarted.recover()}
+    assert outcomes[lost["id"]]["kind"] == "done" and view.calls == [("idle0", "down")]
+    assert outcomes[taken["id"]]["detail"] == "confirmed after restart"
+    assert restarted.recover() == [] and view.calls == [("idle0", "down")]  # no repeat
+
+
+def test_recovery_abandons_an_action_no_longer_safe(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(idle=1, busy=0), apply=True)
+    rec = ctl.journal.intent("power_down", "idle0", "test", dry_run=False)
+    view.by_name["idle0"] = replace(view.by_name["idle0"], busy=True)
+    out = ctl.recover()
+    assert out[0]["id"] == rec["id"] and out[0]["kind"] == "abandoned" and view.calls == []
+
+
+def test_failed_power_call_is_journaled_as_failed(tmp_path: Path) -> None:
+    ctl, view = make(tmp_path, cluster(), apply=True)
+    view.fail_power = True
+    ctl.step(now=1_000.0)
+    assert {r["kind"] for r in ctl.journal.records()} >= {"intent", "failed"}
+
+
+def test_current_plan_is_json_and_takes_no_action(tmp_path: Path) -> None:
+    view = FakeView(cluster())
+    plan = current_plan(view, config=CFG, home=tmp_path / "energy")
+    json.dumps(plan)
+    assert plan["status"] == "planned" and len(plan["power_down"]) == 5 and view.calls == []
+    assert not (tmp_path / "energy" / "journal.jsonl").exists()
+
+
+@pytest.mark.parametrize("status", ["skipped"])
+def test_current_plan_without_slurm_says_why(
+    tmp_path: Path, status: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = FakeView(cluster())
+    view.broken = "no slurm here"
+    assert current_plan(view, home=tmp_path)["status"] == status

@@ -1,0 +1,71 @@
+"""``foresight serve`` for real: gunicorn, two workers, loopback, a trained model."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service_support import TOKEN, make_home
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(port: int, method: str, path: str, body: object = None,
+          headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    data = None if body is None else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers=headers or {})
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+@pytest.mark.timeout(90)
+def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> None:
+    home = make_home(trained_home, tmp_path / "home")
+    port = _free_port()
+    exe = Path(sys.executable).with_name("foresight")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", "2"],
+        env=dict(os.environ, FORESIGHT_HOME=str(home)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                status, _ = _call(port, "GET", "/readyz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.time() < deadline, "serve did not become ready"
+            time.sleep(0.3)
+        job = {"user": "alice", "time_limit": 3600, "cpus": 4}
+        for _ in range(6):
+            status, body = _call(port, "POST", "/v1/jobs/score", job)
+            assert status == 200 and json.loads(body)["runtime_s"] > 0
+        status, _ = _call(port, "POST", "/v1/models/reload",
+                          headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+        assert status == 200
+        status, text = _call(port, "GET", "/metrics")
+        metrics = text.decode()
+        line = 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}'
+        assert status == 200 and f"{line} 6.0" in metrics  # counted across both workers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
