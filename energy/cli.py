@@ -69,12 +69,17 @@ def replay_cmd(
         for path in write_report(result, report):
             _err.print(f"wrote {path}")
     if save_model:
-        from predictor.models.demand import make_forecaster
-        from predictor.state import state_dir
+        from energy.controller import model_dir
+        from predictor.models.demand import PeakForecaster, make_forecaster
 
-        model = make_forecaster(forecaster).fit(steps["demand"].loc[: result["test_end"]])
-        model.save(state_dir() / "energy" / "demand_model")
-        _err.print(f"saved the forecaster to {state_dir() / 'energy' / 'demand_model'}")
+        config = _planner(planner)
+        history = steps["demand"].loc[: result["test_end"]]
+        make_forecaster(forecaster).fit(history).save(model_dir() / "short")
+        if forecaster != "persistence" and config.peak_window > 0:
+            PeakForecaster(config.peak_window, config.peak_quantile).fit(history).save(
+                model_dir() / "peak"
+            )
+        _err.print(f"saved the forecasters (trained on all steps) to {model_dir()}")
     if as_json:
         typer.echo(json.dumps(public_json(result), indent=2))
     else:
@@ -120,7 +125,7 @@ def run_cmd(
 
     view = SlurmClusterView(exclude={n for n in exclude.split(",") if n})
     controller = Controller(view, config=_planner(planner), forecaster=load_forecaster(),
-                            apply=not dry_run)
+                            peak_forecaster=load_forecaster(name="peak"), apply=not dry_run)
     for rec in controller.recover():
         _err.print(f"recovered journal entry: {rec}")
     _err.print(f"controller {'APPLYING' if not dry_run else 'dry-run'}; journal "

@@ -138,6 +138,7 @@ class Controller:
         *,
         config: PlannerConfig | None = None,
         forecaster: Any | None = None,
+        peak_forecaster: Any | None = None,
         apply: bool = False,
         home: Path | None = None,
         history_steps: int = 7 * 144,
@@ -145,6 +146,7 @@ class Controller:
         self.view = view
         self.config = config or PlannerConfig()
         self.forecaster = forecaster
+        self.peak_forecaster = peak_forecaster
         self.apply = apply
         self.home = Path(home) if home else state_dir() / "energy"
         self.home.mkdir(parents=True, exist_ok=True)
@@ -234,6 +236,7 @@ class Controller:
         dec = decide(
             busy=demand, forecast_peak=peak, lookback_max=lookback, powered=powered,
             capacity=capacity, steps_since_wake=since / cfg.step_s, config=cfg,
+            rise=self._rise(demand, cfg),
         )
         report = StepReport(
             now, "planned", dec.reason, problems, busy, pending, powered, capacity, dec.need,
@@ -296,21 +299,37 @@ class Controller:
         series = self.history_series()
         look = float(lookback_peak(series.to_numpy(), cfg.lookback_steps,
                                    cfg.lookback_decay)[-1]) if len(series) else demand
-        if self.forecaster is None or len(series) < 145:
+        if len(series) < 145:
+            return float(demand), look
+        if self.peak_forecaster is not None:
+            look = max(look, float(self.peak_forecaster.predict(series).iloc[-1]))
+        if self.forecaster is None:
             return float(demand), look
         fc = self.forecaster.predict(series).iloc[-1]
         horizons = [h for h in fc.index if h <= cfg.horizon_steps] or list(fc.index)
         return float(fc[horizons].max()), look
 
+    def _rise(self, demand: int, cfg: PlannerConfig) -> float:
+        """Growth of demand over the last ``trend_steps`` recorded steps."""
+        series = self.history_series()
+        if len(series) <= cfg.trend_steps:
+            return 0.0
+        return float(demand - series.iloc[-1 - cfg.trend_steps])
+
     def _save_state(self) -> None:
         atomic_write_json(self.state_path, asdict(self.state))
 
 
-def load_forecaster(home: Path | None = None) -> Any | None:
-    """The saved demand forecaster in ``$FORESIGHT_HOME/energy/demand_model``, if any."""
+def model_dir(home: Path | None = None) -> Path:
+    """Where ``energy replay --save-model`` stores the forecasters."""
+    return (home or state_dir() / "energy") / "demand_model"
+
+
+def load_forecaster(home: Path | None = None, name: str = "short") -> Any | None:
+    """A saved forecaster (``short``: per-horizon demand; ``peak``), or None if absent."""
     from predictor.models.demand import load
 
-    path = (home or state_dir() / "energy") / "demand_model"
+    path = model_dir(home) / name
     return load(path) if (path / "demand.json").exists() else None
 
 
@@ -332,5 +351,6 @@ def current_plan(
             view = SlurmClusterView()
         except Exception as exc:
             return StepReport(time.time(), "skipped", f"cannot reach Slurm: {exc}").to_dict()
-    controller = Controller(view, config=config, forecaster=load_forecaster(home), home=home)
+    controller = Controller(view, config=config, forecaster=load_forecaster(home),
+                            peak_forecaster=load_forecaster(home, "peak"), home=home)
     return controller.plan(time.time()).to_dict()

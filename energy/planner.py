@@ -36,6 +36,10 @@ class PlannerConfig:
     keep_buffer: int = 5
     lookback_steps: int = 144
     lookback_decay: float = 0.0
+    peak_window: int = 36
+    peak_quantile: float = 0.8
+    trend_steps: int = 6
+    wake_trend: float = 0.0
     min_on_dwell_s: int = 24 * 3600
     min_on_dwell_node_s: int = 1800
     min_off_dwell_s: int = 1800
@@ -125,12 +129,18 @@ def decide(
     capacity: int,
     steps_since_wake: float,
     config: PlannerConfig,
+    rise: float = 0.0,
 ) -> Decision:
-    """The count-level decision for one step (see module docstring)."""
+    """The count-level decision for one step (see module docstring).
+
+    ``rise`` is how much busy demand grew over the last ``trend_steps``; a wake-up
+    during a steep rise adds ``wake_trend * rise`` nodes so one event covers it.
+    """
     need = max(int(busy), math.ceil(forecast_peak), config.min_on)
     need = min(need, capacity)
     if need + config.wake_buffer > powered and powered < capacity:
-        target = min(capacity, need + config.wake_buffer + config.wake_margin)
+        extra = config.wake_margin + round(config.wake_trend * max(0.0, rise))
+        target = min(capacity, need + max(config.wake_buffer, 0) + extra)
         wake = min(target - powered, config.max_up_per_step)
         return Decision(
             need, powered + wake, wake, 0,

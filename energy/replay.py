@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from energy.planner import PlannerConfig, decide, lookback_peak
-from predictor.models.demand import horizon_rmse, make_forecaster
+from predictor.models.demand import PeakForecaster, horizon_rmse, make_forecaster
 
 POLICIES = ("foresight", "idle_timeout_30m", "always_on")
 TEST_DAYS = 14
@@ -77,9 +77,18 @@ def default_window(
 
 
 def simulate_foresight(
-    steps: pd.DataFrame, forecasts: pd.DataFrame, config: PlannerConfig, i0: int, i1: int
+    steps: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    config: PlannerConfig,
+    i0: int,
+    i1: int,
+    peak: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Count-level replay of the Foresight plan over step indices ``i0..i1``."""
+    """Count-level replay of the Foresight plan over step indices ``i0..i1``.
+
+    ``forecasts`` are the short-horizon forecasts (row ``t``: made at ``t``);
+    ``peak`` the forecast peak level of the coming ``peak_window`` steps, if any.
+    """
     demand = steps["demand"].to_numpy()
     total = steps["total"].to_numpy()
     horizons = [h for h in forecasts.columns if h <= config.horizon_steps] or list(
@@ -87,6 +96,8 @@ def simulate_foresight(
     )
     peak = forecasts[horizons].max(axis=1).to_numpy()
     lookback = lookback_peak(demand, config.lookback_steps, config.lookback_decay)
+    if peak is not None:
+        lookback = np.maximum(lookback, np.asarray(peak, dtype=np.float64))
     n = i1 - i0 + 1
     powered, available = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     woke = np.zeros(n, dtype=bool)
@@ -106,6 +117,7 @@ def simulate_foresight(
             capacity=int(total[t]),
             steps_since_wake=t - last_wake,
             config=config,
+            rise=float(demand[t] - demand[max(0, t - config.trend_steps)]),
         )
         if dec.wake > 0:
             booting.append((t + 1 + config.boot_steps, dec.wake))
@@ -222,9 +234,15 @@ def replay(
     say(f"training the {forecaster} demand forecaster on {len(train)} steps before "
         f"{win.test_start} ({len(horizons)} horizons)")
     model = make_forecaster(forecaster, horizons).fit(train)
+    peak_model = None
+    if forecaster != "persistence" and config.peak_window > 0:
+        say(f"training the peak forecaster (next {config.peak_window} steps, "
+            f"q{config.peak_quantile})")
+        peak_model = PeakForecaster(config.peak_window, config.peak_quantile).fit(train)
     config = config.scaled_to(train.to_numpy())
     say("forecasting (each step from data up to that step)")
     forecasts = model.predict(history["demand"])
+    peak = peak_model.predict(history["demand"]).to_numpy() if peak_model else None
     persistence = make_forecaster("persistence", horizons).predict(history["demand"])
     scored_mask = ~history["missing"]
     rmse = horizon_rmse(forecasts, history["demand"], hour, win.test_start, win.test_end,
@@ -236,7 +254,7 @@ def replay(
     i1 = len(history) - 1
     runs = {}
     say("replaying foresight, idle_timeout_30m, always_on")
-    runs["foresight"] = simulate_foresight(history, forecasts, config, i0, i1)
+    runs["foresight"] = simulate_foresight(history, forecasts, config, i0, i1, peak)
     runs["idle_timeout_30m"] = simulate_idle_timeout(
         history, max(1, round(idle_timeout_s / step_s)), config.boot_steps, i0, i1
     )

@@ -110,7 +110,7 @@ def priority_to_site_factor(
         return np.zeros(0, dtype=np.int64)
     if np.isnan(values).any():
         raise ValueError("priorities contain NaN")
-    ranks = pd.Series(values).rank(method="min").to_numpy() - 1.0
+    ranks = pd.Series(values).rank(method="dense").to_numpy() - 1.0
     top = ranks.max()
     if top == 0:
         return np.full(values.size, scale, dtype=np.int64)

@@ -88,3 +88,17 @@ def test_bad_inputs_say_what_is_wrong(tmp_path: Path) -> None:
         DemandForecaster().fit(gappy)
     with pytest.raises(ValueError, match="not fitted"):
         DemandForecaster().predict(daily_series(1))
+
+
+def test_peak_forecaster_is_causal_and_round_trips(tmp_path: Path) -> None:
+    from predictor.models.demand import PeakForecaster
+
+    s = daily_series(5)
+    model = PeakForecaster(window=12, quantile=0.8, params=SMALL).fit(s.iloc[:600])
+    changed = s.copy()
+    changed.iloc[650:] = 0
+    a, b = model.predict(s), model.predict(changed)
+    pd.testing.assert_series_equal(a.iloc[:650], b.iloc[:650])
+    assert (a >= s).all()  # a peak level, never below the current demand
+    model.save(tmp_path / "peak")
+    pd.testing.assert_series_equal(load(tmp_path / "peak").predict(s), a)

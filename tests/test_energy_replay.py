@@ -96,3 +96,19 @@ def test_cli_replay_json_and_report(tmp_path: Path) -> None:
     bad.write_text("time,active,total\n2022-01-01 00:00:00,1,2\n2022-01-01 00:00:00,3,2\n")
     res = CliRunner().invoke(app, ["energy", "replay", "--series", str(bad)])
     assert res.exit_code == 1 and "conflicting" in res.output
+
+
+@pytest.mark.slow
+def test_philly_december_replay_beats_idle_timeout_on_wakeups_and_shortfall(data: Path) -> None:
+    from energy.series import load_steps
+
+    steps, _, name = load_steps(data / "utilization" / "philly_node_sequence.csv")
+    result = replay(steps, name, test_start="2017-12-01", test_end="2017-12-14",
+                    forecaster="persistence")
+    fs, idle = result["policies"]["foresight"], result["policies"]["idle_timeout_30m"]
+    persistence = result["forecast"]["baseline_rmse_1h"]["persistence_1h"]
+    assert persistence == pytest.approx(18.07, abs=0.01)  # the 18.1
+    assert fs["wakeups_per_day"] <= 0.5 and fs["short_step_share"] <= 0.003
+    assert fs["off_share"] > 0.2
+    assert idle["wakeups_per_day"] > 10 * fs["wakeups_per_day"]
+    assert idle["short_step_share"] > 10 * fs["short_step_share"]

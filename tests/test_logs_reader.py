@@ -95,6 +95,7 @@ def test_cli_logs_check(tmp_path: Path) -> None:
     summary = json.loads(out.output)
     assert (summary["format"], summary["rows"], summary["skipped"]) == ("swf", 10, 1)
     assert summary["errors"][0]["line"] == 12
+    assert (summary["users"], summary["first_submit"], summary["last_submit"]) == (1, "10s", "100s")
     out = runner.invoke(app, ["logs", "check", "--strict", str(path)])
     assert out.exit_code == 1
     out = runner.invoke(app, ["logs", "check", "--format", "nope", str(path)])

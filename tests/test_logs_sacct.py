@@ -158,3 +158,14 @@ def test_sacct_helpers() -> None:
     assert slurm_duration("05:30") == 330
     assert slurm_duration("90") == 5400
     assert math.isnan(slurm_duration("UNLIMITED"))
+
+
+def test_sacct_noheader_and_parsable_trailing_bar(tmp_path: Path) -> None:
+    headerless = write(tmp_path, [row(**JOB), row(**{**JOB, "JobIDRaw": "1002"})])
+    result = read_log(headerless)
+    assert result.format == "sacct" and result.jobs["job_id"].tolist() == ["1001", "1002"]
+    assert result.jobs["gpus"].tolist() == [2, 2]
+    trailing = tmp_path / "parsable.sacct"  # sacct --parsable ends every line with "|"
+    trailing.write_text(HEADER + "|\n" + row(**JOB) + "|\n")
+    result = read_log(trailing)
+    assert result.n_errors == 0 and result.jobs["user"].tolist() == ["alice"]

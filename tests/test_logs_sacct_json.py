@@ -328,3 +328,13 @@ def test_json_reads_across_buffer_boundaries(
     monkeypatch.setattr(sacct_json, "READ_CHARS", 7)  # values and numbers split across reads
     pieces = read_log(path)
     assert pieces.jobs.equals(whole.jobs) and len(pieces.jobs) == 7
+
+
+def test_json_without_jobs_array_or_submission(tmp_path: Path) -> None:
+    path = write(tmp_path, {"meta": META_24, "nodes": []})
+    with pytest.raises(LogFormatError, match='no "jobs" array'):
+        read_log(path, "sacct-json")
+    job = job_24(5, ["PENDING"], 100, 0, 0)
+    del job["time"]["submission"]
+    result = read_log(write(tmp_path, {"jobs": [job]}, "nosubmit.json"))
+    assert result.n_errors == 1 and "no time.submission" in result.errors[0].reason

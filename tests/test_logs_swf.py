@@ -68,14 +68,14 @@ def test_swf_reads_gzip(tmp_path: Path) -> None:
 def test_metacentrum_extended_lines(tmp_path: Path) -> None:
     text = (
         "0 1356996147 0 56011 64 1 1024 64 86400 68719476736 1 62 1 1 -1 1 1 1 "
-        "{1241,1241,1241,1242} q_1d 1:ppn=64:x86_64:cl_zewura#excl\n"
+        "{1241,1241,1241,1242} q_1d 2:ppn=32:x86_64:cl_zewura#excl\n"
         "1 1356996695 71 1164297 12 1 1024 12 1209600 91268055040 1 101 1 1 -1 1 1 1 "
         "{1129} q_2w 1:ppn=12\n"
     )
     result = read_log(write(tmp_path, text), "auto")
     assert result.format == "swf" and result.n_errors == 0
     jobs = result.jobs.set_index("job_id")
-    assert jobs.loc["0", "mem_mb"] == 65536  # bytes for the whole job, not KB per processor
+    assert jobs.loc["0", "mem_mb"] == 2 * 65536  # bytes per node (2 nodes), not KB per CPU
     assert jobs.loc["1", "mem_mb"] == pytest.approx(91268055040 / 2**20)
     assert jobs.loc["0", "partition"] == "q_1d" and jobs.loc["1", "partition"] == "q_2w"
     assert jobs.loc["0", "nodes"] == 2 and jobs.loc["1", "nodes"] == 1

@@ -59,5 +59,5 @@ def test_bad_env_value_names_the_field() -> None:
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_config(tmp_path / "nope.toml", environ={})

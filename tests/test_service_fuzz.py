@@ -16,10 +16,16 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from service_support import TOKEN, make_home, trained_home_dir
 
 from predictor.config import load_config
 from predictor.service import create_app
-from service_support import TOKEN, make_home
+
+
+@pytest.fixture(scope="session")
+def trained_home(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_home_dir(data, tmp_path_factory)
+
 
 EXAMPLES = 20
 #: The schema cannot express cross-field rules (end_time >= start_time), so a
@@ -38,7 +44,7 @@ def app(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
 def test_schemathesis_finds_no_server_error(app: Flask, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 10
+    assert len(operations) >= 9  # every route but /openapi.json itself
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
@@ -54,7 +60,9 @@ def test_schemathesis_finds_no_server_error(app: Flask, mode: GenerationMode) ->
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 job_like = st.dictionaries(

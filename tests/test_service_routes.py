@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from service_support import (
+    TOKEN,
+    corrupt_version,
+    duplicate_version,
+    make_home,
+    sample_jobs,
+    trained_home_dir,
+)
 
 from predictor.config import load_config
 from predictor.service import create_app
 from predictor.service.schemas import BatchResponse, ScoreResult
-from tests.service_support import TOKEN, make_home, sample_jobs
+
+
+@pytest.fixture(scope="session")
+def trained_home(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_home_dir(data, tmp_path_factory)
+
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -72,7 +83,10 @@ def test_batch_matches_single_and_ranks(client: FlaskClient, trained_home: Path)
 def test_unknown_fields_ignored_reported_and_counted(client: FlaskClient) -> None:
     resp = client.post("/v1/jobs/score", json={**JOB, "colour": "blue", "shoe": 9})
     assert resp.status_code == 200
-    assert resp.json["warnings"] == ["unknown field 'colour' ignored", "unknown field 'shoe' ignored"]
+    assert resp.json["warnings"] == [
+        "unknown field 'colour' ignored",
+        "unknown field 'shoe' ignored",
+    ]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'foresight_unknown_fields_total{route="/v1/jobs/score"} 2.0' in metrics
 
@@ -175,7 +189,7 @@ def test_corrupted_model_refused_and_old_keeps_serving(app: Flask, home: Path) -
     client = app.test_client()
     service = app.extensions["foresight"]
     serving = service.slot.current.version
-    bad = make_corrupt_copy(service.slot.registry, serving)
+    bad = corrupt_version(service.slot.registry, serving)
     resp = client.post(f"/v1/models/{bad}/activate", headers=AUTH)
     assert resp.status_code == 409, resp.json
     assert resp.json["path"] and resp.json["reason"]
@@ -188,7 +202,7 @@ def test_other_worker_follows_activation(home: Path) -> None:
     a, b = _app(home), _app(home)
     registry = a.extensions["foresight"].slot.registry
     current = a.extensions["foresight"].slot.current.version
-    other = copy_version(registry, current)
+    other = duplicate_version(registry, current)
     resp = a.test_client().post(f"/v1/models/{other}/activate", headers=AUTH)
     assert resp.status_code == 200 and resp.json == {"serving": other, "previous": current}
     b.extensions["foresight"].slot.poll()  # the watcher's step
@@ -198,7 +212,9 @@ def test_other_worker_follows_activation(home: Path) -> None:
 def test_metrics_exposition(client: FlaskClient) -> None:
     client.post("/v1/jobs/score", json=JOB)
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}' in text
+    assert (
+        'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}' in text
+    )
     assert "foresight_http_request_duration_seconds_bucket" in text
     assert "foresight_predicted_runtime_seconds_count 1.0" in text
     assert "foresight_model_active{version=" in text
@@ -213,20 +229,3 @@ def test_openapi_matches_routes(app: Flask) -> None:
     body = doc["paths"]["/v1/jobs/score"]["post"]["requestBody"]["content"]["application/json"]
     schema = doc["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
     assert set(schema["required"]) == {"user", "time_limit"}
-
-
-def make_corrupt_copy(registry: object, version: str) -> str:
-    """A new registry version whose model file is garbage."""
-    from tests.service_support import corrupt_version
-
-    return corrupt_version(registry, version)
-
-
-def copy_version(registry: object, version: str) -> str:
-    """A second, valid registry version (a copy of ``version``)."""
-    from tests.service_support import duplicate_version
-
-    return duplicate_version(registry, version)
-
-
-_ = (json, shutil)

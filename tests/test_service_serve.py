@@ -13,8 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from service_support import TOKEN, make_home, trained_home_dir
 
-from service_support import TOKEN, make_home
+
+@pytest.fixture(scope="session")
+def trained_home(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_home_dir(data, tmp_path_factory)
 
 
 def _free_port() -> int:

@@ -16,6 +16,7 @@ so an underestimate pushes the shadow time back instead of pinning it at now.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,13 +60,13 @@ def reserve(
     cap_c: np.ndarray,
     cap_g: np.ndarray,
     job: tuple[int, int, int],
-    releases: list[tuple[float, np.ndarray, int, int]],
+    releases: Iterable[tuple[float, np.ndarray, int, int]],
 ) -> Reservation:
     """Reservation for ``job`` = (cpus, gpus, whole_nodes) in one partition.
 
     ``free_*``/``cap_*`` are the partition's node arrays now; ``releases`` are
     the running jobs as (expected end, node offsets, CPUs, GPUs per node),
-    sorted by end. Raises ``RuntimeError`` if the job does not fit even on
+    sorted by end (consumed lazily). Raises ``RuntimeError`` if the job does not fit even on
     the empty partition (callers filter oversize jobs first).
     """
     cpus, gpus, whole = job

@@ -47,25 +47,33 @@ class SimResult:
 
 
 class _QueueView(Mapping):
-    """Policy snapshot: the canonical columns of the queued jobs, sliced lazily."""
+    """Policy snapshot of some jobs: canonical columns sliced, derived ones computed on demand."""
 
-    def __init__(self, columns: dict[str, np.ndarray], rows: np.ndarray, extra: dict) -> None:
-        self._columns, self._rows, self._extra = columns, rows, extra
+    DERIVED = ("wait", "attained_service")
+
+    def __init__(self, sim: Simulator, rows: np.ndarray, now: float) -> None:
+        self._sim, self._rows, self._now = sim, rows, now
 
     def __getitem__(self, key: str) -> np.ndarray:
-        if key in self._extra:
-            return self._extra[key]
-        return self._columns[key][self._rows]
+        sim, rows = self._sim, self._rows
+        if key == "wait":
+            return self._now - sim.w.submit[rows]
+        if key == "attained_service":
+            seconds = sim.done[rows].copy()
+            running = sim.is_running[rows]
+            seconds[running] += self._now - sim.run_start[rows[running]]
+            return seconds * sim.size[rows]
+        return sim.columns[key][rows]
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._columns
-        yield from self._extra
+        yield from self._sim.columns
+        yield from self.DERIVED
 
     def __len__(self) -> int:
-        return len(self._columns) + len(self._extra)
+        return len(self._sim.columns) + len(self.DERIVED)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._columns or key in self._extra
+        return key in self._sim.columns or key in self.DERIVED
 
 
 class Simulator:
@@ -84,6 +92,8 @@ class Simulator:
         self.progress = progress
         self.pool = NodePool(cluster)
         n = len(workload)
+        if n and np.any(np.diff(workload.submit) < 0):
+            raise ValueError("workload must be sorted by submit time (use build_workload)")
         self.est = workload.estimates(policy.estimate)
         self.preemptive = hasattr(policy, "preemption_class")
         size = np.where(workload.gpus > 0, workload.gpus, np.maximum(workload.cpus, 1))
@@ -112,7 +122,12 @@ class Simulator:
         self.epoch = np.zeros(n, dtype=np.int64)
         self.is_running = np.zeros(n, dtype=bool)
         self.nodes: list[np.ndarray | None] = [None] * n
-        self.queue: dict[int, None] = {}
+        self.part_of: list[int] = workload.part.tolist()
+        self.lo: list[int] = self.pool.lo.tolist()
+        self.hi: list[int] = self.pool.hi.tolist()
+        self.queues: list[dict[int, None]] = [{} for _ in cluster.partitions]
+        self.waiting = 0
+        self.reported = 0
         self.running: list[dict[int, None]] = [{} for _ in cluster.partitions]
         self.heap: list[tuple[float, int, int]] = []
         self.preemptions = 0
@@ -124,35 +139,39 @@ class Simulator:
     def run(self) -> SimResult:
         w = self.w
         n = len(w)
-        arrivals = np.argsort(w.submit, kind="stable")
+        part_of = self.part_of
+        submit = w.submit.tolist()
         nxt = 0
         finished = 0
-        while nxt < n or self.heap:
-            t_arr = w.submit[arrivals[nxt]] if nxt < n else math.inf
-            t_end = self.heap[0][0] if self.heap else math.inf
-            now = min(t_arr, t_end)
-            freed = False
-            while self.heap and self.heap[0][0] <= now:
-                _, epoch, j = heapq.heappop(self.heap)
+        heap = self.heap
+        while nxt < n or heap:
+            now = min(submit[nxt] if nxt < n else math.inf, heap[0][0] if heap else math.inf)
+            dirty: set[int] = set()
+            while heap and heap[0][0] <= now:
+                _, epoch, j = heapq.heappop(heap)
                 if epoch != self.epoch[j]:
                     continue
                 self._finish(j, now)
                 finished += 1
-                freed = True
-            new: list[int] = []
-            while nxt < n and w.submit[arrivals[nxt]] <= now:
-                j = int(arrivals[nxt])
-                self.queue[j] = None
-                new.append(j)
+                dirty.add(part_of[j])
+            while nxt < n and submit[nxt] <= now:
+                p = part_of[nxt]
+                self.queues[p][nxt] = None
+                self.waiting += 1
+                if p not in dirty and (self.preemptive or self._fits_now(nxt)):
+                    dirty.add(p)
                 nxt += 1
-            if freed or self.preemptive or self._could_start(new):
-                self._schedule(now)
-            if self.progress is not None and (finished & 1023) == 0 and freed:
+            if dirty:
+                self.passes += 1
+                for p in sorted(dirty):
+                    self._schedule(p, now)
+                self.q_times.append(now)
+                self.q_lens.append(self.waiting)
+            if self.progress is not None and finished - self.reported >= 1024:
                 self.progress(finished)
-            if nxt >= n and not self.heap and self.queue:
-                raise RuntimeError(
-                    f"{len(self.queue)} jobs can never start (nothing runs, none arrives)"
-                )
+                self.reported = finished
+            if nxt >= n and not heap and self.waiting:
+                raise RuntimeError(f"{self.waiting} jobs can never start (nothing runs or arrives)")
         if self.progress is not None:
             self.progress(finished)
         return SimResult(
@@ -168,31 +187,32 @@ class Simulator:
             passes=self.passes,
         )
 
-    def _could_start(self, new: list[int]) -> bool:
-        if not new:
-            return False
-        max_c, max_g, idle = self.pool.headroom()
-        w = self.w
-        for j in new:
-            p = w.part[j]
-            if w.whole_nodes[j] > 1:
-                if w.whole_nodes[j] <= idle[p]:
-                    return True
-            elif w.cpus[j] <= max_c[p] and w.gpus[j] <= max_g[p]:
-                return True
-        return False
+    def _fits_now(self, j: int) -> bool:
+        """Whether job ``j`` would fit in its partition's free resources right now."""
+        p = self.part_of[j]
+        lo, hi = self.lo[p], self.hi[p]
+        pool = self.pool
+        if self.w.whole_nodes[j] > 1:
+            idle = (pool.free_c[lo:hi] == pool.cap_c[lo:hi]) & (
+                pool.free_g[lo:hi] == pool.cap_g[lo:hi]
+            )
+            return int(idle.sum()) >= self.w.whole_nodes[j]
+        return bool(
+            ((pool.free_c[lo:hi] >= self.w.cpus[j]) & (pool.free_g[lo:hi] >= self.w.gpus[j])).any()
+        )
 
     # -- job state changes ----------------------------------------------------------------
     def _start(self, j: int, offsets: np.ndarray, now: float) -> None:
         w, pool = self.w, self.pool
-        p = int(w.part[j])
-        nodes = offsets + pool.lo[p]
+        p = self.part_of[j]
+        nodes = offsets + self.lo[p]
         c, g = self._per_node(j)
         pool.free_c[nodes] -= c
         pool.free_g[nodes] -= g
         self.nodes[j] = nodes
         self.is_running[j] = True
-        del self.queue[j]
+        del self.queues[p][j]
+        self.waiting -= 1
         self.running[p][j] = None
         if np.isnan(self.start[j]):
             self.start[j] = now
@@ -206,7 +226,7 @@ class Simulator:
         self.pool.free_g[nodes] += g
         self.nodes[j] = None
         self.is_running[j] = False
-        del self.running[int(self.w.part[j])][j]
+        del self.running[self.part_of[j]][j]
 
     def _finish(self, j: int, now: float) -> None:
         self._release(j)
@@ -216,7 +236,8 @@ class Simulator:
         self._release(j)
         self.done[j] += now - self.run_start[j]
         self.epoch[j] += 1
-        self.queue[j] = None
+        self.queues[self.part_of[j]][j] = None
+        self.waiting += 1
         self.preemptions += 1
 
     def _per_node(self, j: int) -> tuple[int, int]:
@@ -225,14 +246,7 @@ class Simulator:
 
     # -- scheduling -----------------------------------------------------------------------
     def _view(self, rows: np.ndarray, now: float) -> _QueueView:
-        attained = self.done[rows].copy()
-        running = self.is_running[rows]
-        attained[running] += now - self.run_start[rows[running]]
-        extra = {
-            "wait": now - self.w.submit[rows],
-            "attained_service": attained * self.size[rows],
-        }
-        return _QueueView(self.columns, rows, extra)
+        return _QueueView(self, rows, now)
 
     def _order(self, rows: np.ndarray, now: float) -> np.ndarray:
         prio = np.asarray(self.policy(self._view(rows, now), now), dtype=np.float64)
@@ -240,39 +254,29 @@ class Simulator:
             raise ValueError(f"policy {self.policy.name} returned {prio.shape} priorities")
         return rows[np.lexsort((self.w.submit[rows], -prio))]
 
-    def _schedule(self, now: float) -> None:
-        self.passes += 1
-        if self.queue:
-            rows = np.fromiter(self.queue, dtype=np.int64, count=len(self.queue))
-            order = self._order(rows, now)
-            self._start_in_order(order, now)
-            if self.preemptive and self.queue:
-                self._preempt_for(order, now)
-        self.q_times.append(now)
-        self.q_lens.append(len(self.queue))
-
-    def _start_in_order(self, order: np.ndarray, now: float) -> None:
+    def _schedule(self, p: int, now: float) -> None:
+        """One scheduling pass over partition ``p``'s queue."""
+        queue = self.queues[p]
+        if not queue:
+            return
+        rows = np.fromiter(queue, dtype=np.int64, count=len(queue))
+        order = self._order(rows, now)
         w, pool = self.w, self.pool
-        max_c, max_g, idle = pool.headroom()
-        part = w.part[order]
+        lo, hi = self.lo[p], self.hi[p]
+        free_c, free_g = pool.free_c[lo:hi], pool.free_g[lo:hi]
+        idle = int(((free_c == pool.cap_c[lo:hi]) & (free_g == pool.cap_g[lo:hi])).sum())
+        nodes = w.whole_nodes[order]
         fit = np.where(
-            w.whole_nodes[order] > 1,
-            w.whole_nodes[order] <= idle[part],
-            (w.cpus[order] <= max_c[part]) & (w.gpus[order] <= max_g[part]),
+            nodes > 1,
+            nodes <= idle,
+            (w.cpus[order] <= free_c.max()) & (w.gpus[order] <= free_g.max()),
         )
         cand = np.flatnonzero(fit)
-        if cand.size == 0:
-            return
-        first_unfit = np.full(len(pool.lo), np.iinfo(np.int64).max)
-        unfit = np.flatnonzero(~fit)
-        if unfit.size:
-            parts_u, first = np.unique(part[unfit], return_index=True)
-            first_unfit[parts_u] = unfit[first]
-        cand = cand[np.argsort(part[cand], kind="stable")]  # by partition, priority order kept
-        parts, begins = np.unique(part[cand], return_index=True)
-        ends = [*begins[1:].tolist(), cand.size]
-        for p, a, b in zip(parts.tolist(), begins.tolist(), ends, strict=True):
-            self._start_partition(order, cand[a:b], p, int(first_unfit[p]), now)
+        if cand.size:
+            first_unfit = order.size if fit.all() else int(np.argmin(fit))
+            self._start_partition(order, cand, p, first_unfit, now)
+        if self.preemptive and queue:
+            self._preempt_for(order, p, now)
 
     def _start_partition(
         self, order: np.ndarray, pos: np.ndarray, p: int, first_unfit: int, now: float
@@ -286,12 +290,15 @@ class Simulator:
         """
         if not self.backfill:
             pos = pos[pos < first_unfit]
+            if pos.size == 0:
+                return
         jobs = order[pos]
         n = jobs.size
         per_c, per_g, nodes = self.per_c[jobs], self.per_g[jobs], self.w.whole_nodes[jobs]
         alive = np.ones(n, dtype=bool)
         lo, hi = int(self.pool.lo[p]), int(self.pool.hi[p])
         res: Reservation | None = None
+        top = int(order[first_unfit]) if first_unfit < order.size else -1
         late = np.zeros(n, dtype=bool)
         i = 0
         while i < n:
@@ -300,8 +307,10 @@ class Simulator:
                 if not alive[i]:
                     break
             j = int(jobs[i])
-            if self.backfill and res is None and first_unfit < pos[i]:
-                res = self._reserve(int(order[first_unfit]), now)
+            if res is None and top >= 0 and first_unfit < pos[i]:
+                if not self.backfill:
+                    return
+                res = self._reserve(top, now)
                 late = now + self._est_left(jobs) > res.shadow
             if res is None:
                 spot = self._place(j, lo, hi, None)
@@ -309,9 +318,8 @@ class Simulator:
                     self._start(j, spot, now)
                 elif not self.backfill:
                     return
-                else:
-                    res = self._reserve(j, now)
-                    late = now + self._est_left(jobs) > res.shadow
+                else:  # j is now the top job; reserve for it when a later job asks
+                    top, first_unfit = j, int(pos[i])
                 i += 1
                 continue
             end = now + float(self._est_left(j))
@@ -347,16 +355,15 @@ class Simulator:
 
     def _reserve(self, top: int, now: float) -> Reservation:
         pool, w = self.pool, self.w
-        p = int(w.part[top])
-        lo, hi = pool.lo[p], pool.hi[p]
+        p = self.part_of[top]
+        lo, hi = self.lo[p], self.hi[p]
         run = np.fromiter(self.running[p], dtype=np.int64, count=len(self.running[p]))
-        est_left = np.maximum(self.est[run] - self.done[run], 1.0)
-        ends = expected_ends(self.run_start[run], est_left, now)
-        releases = []
-        for k in np.argsort(ends, kind="stable"):
-            j = int(run[k])
-            c, g = self._per_node(j)
-            releases.append((float(ends[k]), self.nodes[j] - lo, c, g))
+        ends = expected_ends(self.run_start[run], self._est_left(run), now)
+        by_end = np.argsort(ends, kind="stable")
+        releases = (
+            (end, self.nodes[j] - lo, self.per_c[j], self.per_g[j])
+            for end, j in zip(ends[by_end].tolist(), run[by_end].tolist(), strict=True)
+        )
         return reserve(
             pool.free_c[lo:hi],
             pool.free_g[lo:hi],
@@ -366,53 +373,53 @@ class Simulator:
             releases,
         )
 
-    def _preempt_for(self, order: np.ndarray, now: float) -> None:
-        """Let waiting jobs of a better preemption class displace running ones."""
+    def _preempt_for(self, order: np.ndarray, p: int, now: float) -> None:
+        """Let waiting jobs of a better preemption class displace running ones in ``p``."""
         pool, w = self.pool, self.w
-        waiting = np.array([j for j in order if j in self.queue], dtype=np.int64)
-        if waiting.size == 0:
+        queue = self.queues[p]
+        waiting = np.array([j for j in order.tolist() if j in queue], dtype=np.int64)
+        run = np.fromiter(self.running[p], dtype=np.int64, count=len(self.running[p]))
+        if waiting.size == 0 or run.size == 0:
             return
         klass_wait = np.asarray(self.policy.preemption_class(self._view(waiting, now), now))
-        for p in np.unique(w.part[waiting]):
-            run = np.fromiter(self.running[p], dtype=np.int64, count=len(self.running[p]))
-            if run.size == 0:
-                continue
-            view = self._view(run, now)
-            klass_run = np.asarray(self.policy.preemption_class(view, now))
-            prio_run = np.asarray(self.policy(view, now), dtype=np.float64)
-            victims_order = np.lexsort((prio_run, -klass_run))  # worst class, lowest first
-            run, klass_run = run[victims_order], klass_run[victims_order]
-            alive = np.ones(run.size, dtype=bool)
-            lo, hi = pool.lo[p], pool.hi[p]
-            for j, kw in zip(waiting, klass_wait, strict=True):
-                if w.part[j] != p:
-                    continue
-                cand = np.flatnonzero(alive & (klass_run > kw))
-                if cand.size == 0:
-                    break
-                fc, fg = pool.free_c[lo:hi].copy(), pool.free_g[lo:hi].copy()
-                chosen: list[int] = []
-                spot = None
-                for k in cand:
-                    v = int(run[k])
-                    c, g = self._per_node(v)
-                    fc[self.nodes[v] - lo] += c
-                    fg[self.nodes[v] - lo] += g
-                    chosen.append(k)
-                    spot = choose_nodes(
-                        fc, fg, pool.cap_c[lo:hi], pool.cap_g[lo:hi],
-                        int(w.cpus[j]), int(w.gpus[j]), int(w.whole_nodes[j]),
-                    )
-                    if spot is not None:
-                        break
-                if spot is None:
-                    break
-                for k in chosen:
-                    self._preempt(int(run[k]), now)
-                    alive[k] = False
-                spot = self._place(int(j), lo, hi, None)
+        view = self._view(run, now)
+        klass_run = np.asarray(self.policy.preemption_class(view, now))
+        prio_run = np.asarray(self.policy(view, now), dtype=np.float64)
+        worst_first = np.lexsort((prio_run, -klass_run))
+        run, klass_run = run[worst_first], klass_run[worst_first]
+        alive = np.ones(run.size, dtype=bool)
+        lo, hi = self.lo[p], self.hi[p]
+        for j, kw in zip(waiting.tolist(), klass_wait.tolist(), strict=True):
+            victims = np.flatnonzero(alive & (klass_run > kw))
+            if victims.size == 0:
+                break
+            free_c, free_g = pool.free_c[lo:hi].copy(), pool.free_g[lo:hi].copy()
+            chosen: list[int] = []
+            spot = None
+            for k in victims.tolist():
+                v = int(run[k])
+                free_c[self.nodes[v] - lo] += self.per_c[v]
+                free_g[self.nodes[v] - lo] += self.per_g[v]
+                chosen.append(k)
+                spot = choose_nodes(
+                    free_c,
+                    free_g,
+                    pool.cap_c[lo:hi],
+                    pool.cap_g[lo:hi],
+                    int(w.cpus[j]),
+                    int(w.gpus[j]),
+                    int(w.whole_nodes[j]),
+                )
                 if spot is not None:
-                    self._start(int(j), spot, now)
+                    break
+            if spot is None:
+                break
+            for k in chosen:
+                self._preempt(int(run[k]), now)
+                alive[k] = False
+            spot = self._place(j, lo, hi, None)
+            if spot is not None:
+                self._start(j, spot, now)
 
 
 def simulate(

@@ -46,9 +46,10 @@ class Workload:
     def estimates(self, kind: str) -> np.ndarray:
         """Run-time estimates for backfill reservations.
 
-        ``limit``: the requested time limit, else the prediction, else the
-        true run time; ``prediction``: the prediction (required);
-        ``oracle``: the true run time. Floored at 1 s.
+        ``limit``: the requested time limit, else the true run time (logs
+        without limits give the baselines perfect estimates: conservative
+        for comparisons against QSSF); ``prediction``: the prediction
+        (required); ``oracle``: the true run time. Floored at 1 s.
         """
         if kind == "oracle":
             est = self.run_time.copy()
@@ -57,9 +58,8 @@ class Workload:
                 raise ValueError("this policy needs a run-time prediction for every job")
             est = self.predicted.copy()
         elif kind == "limit":
-            fallback = np.where(np.isnan(self.predicted), self.run_time, self.predicted)
             ok = np.isfinite(self.time_limit) & (self.time_limit > 0)
-            est = np.where(ok, self.time_limit, fallback)
+            est = np.where(ok, self.time_limit, self.run_time)
         else:
             raise ValueError(f"unknown estimate kind {kind!r}")
         return np.maximum(est, MIN_ESTIMATE_S)

@@ -55,3 +55,15 @@ from predictor.cli.hooks import priority_daemon as _priority_daemon  # noqa: E40
 
 app.command("priority-daemon")(_priority_daemon)
 app.command("completion-feed")(_completion_feed)
+
+from predictor.cli.simulate import simulate as _simulate  # noqa: E402
+
+app.command("simulate")(_simulate)
+
+from predictor.cli.evaluate import evaluate_app  # noqa: E402
+from predictor.cli.models import models_app  # noqa: E402
+from predictor.cli.train import train as _train  # noqa: E402
+
+app.command("train")(_train)
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(models_app, name="models")

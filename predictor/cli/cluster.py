@@ -62,9 +62,11 @@ def up(
     built = ", ".join(report.built) or "nothing (cached)"
     console.print(f"Slurm {report.version} up in {report.seconds:.1f}s; built: {built}; "
                   f"started: {', '.join(report.started) or 'nothing (already running)'}")
-    if not report.service:
-        console.print("[yellow]Foresight service not started[/yellow] (no predictor.service yet, "
-                      "or --no-service).")
+    if report.service:
+        console.print(f"Foresight service: {cluster.service_url('/')}")
+    else:
+        console.print("[yellow]Foresight service not running[/yellow] (not built yet, "
+                      "--no-service, or unhealthy: see `foresight cluster logs service`).")
     typer.echo(cluster.submit_hint())
 
 
@@ -180,7 +182,7 @@ def replay(
     from slurm_hooks.devcluster.replay import ReplayError, replay_log
 
     cluster = _cluster(slurm)
-    if not cluster.is_up():
+    if cluster.containers().get(cluster.name("slurmctld")) != "running":
         _fail(RuntimeError("the cluster is not up: run `foresight cluster up` first"))
     t0 = time.monotonic()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -37,20 +38,39 @@ def check(
         raise typer.Exit(1) from exc
     seconds = time.perf_counter() - started
     jobs = result.jobs
+    summary = {
+        "path": result.path,
+        "format": result.format,
+        "rows": len(jobs),
+        "skipped": result.n_errors,
+        "seconds": round(seconds, 3),
+        "first_submit": _iso(jobs["submit_time"].min()),
+        "last_submit": _iso(jobs["submit_time"].max()),
+        "users": int(jobs["user"].nunique()),
+        "with_run_time": int(jobs["run_time"].notna().sum()),
+        "errors": [{"line": e.line, "reason": e.reason} for e in result.errors[:show]],
+    }
     if as_json:
-        summary = {
-            "path": result.path,
-            "format": result.format,
-            "rows": len(jobs),
-            "skipped": result.n_errors,
-            "seconds": round(seconds, 3),
-            "errors": [{"line": e.line, "reason": e.reason} for e in result.errors[:show]],
-        }
         typer.echo(json.dumps(summary))
         return
-    typer.echo(f"{result.path}: format {result.format}, {len(jobs)} rows, ", nl=False)
-    typer.echo(f"{result.n_errors} skipped line(s), read in {seconds:.2f} s")
+    typer.echo(
+        f"{result.path}: format {result.format}, {len(jobs)} rows, "
+        f"{result.n_errors} skipped line(s), read in {seconds:.2f} s"
+    )
+    typer.echo(
+        f"  submitted {summary['first_submit']} .. {summary['last_submit']}, "
+        f"{summary['users']} users, {summary['with_run_time']} rows with a run time"
+    )
     for error in result.errors[:show]:
         typer.echo(f"  {error}")
     if result.n_errors > show:
         typer.echo(f"  ... and {result.n_errors - min(show, len(result.errors))} more")
+
+
+def _iso(seconds: float) -> str | None:
+    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ``; relative times (< 1e8 s) as plain seconds."""
+    if seconds != seconds:  # NaN
+        return None
+    if abs(seconds) < 1e8:
+        return f"{seconds:.0f}s"
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

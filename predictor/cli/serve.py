@@ -78,9 +78,13 @@ def run_gunicorn(config: ServiceConfig) -> None:
 
 def _train_default(config: ServiceConfig) -> None:
     """First start with ``train_on_start``: train and activate a model from ``default_log``."""
-    from predictor.service.bootstrap import train_default_model
+    from predictor.service.bootstrap import BootstrapError, train_default_model
 
-    version = train_default_model(config)
+    try:
+        version = train_default_model(config)
+    except BootstrapError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"trained and activated model {version} from {config.default_log}")
 
 
@@ -102,6 +106,8 @@ def serve(
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_multiproc_dir(config))
+    # one request = one core: OpenMP thread pools inside a request only contend
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from predictor.registry import ModelRegistry
     from predictor.service.auth import ensure_token_file
 

@@ -197,6 +197,7 @@ class HistoryStore:
             key = keys.get(kind)
             stats = self._buckets[kind].get(key) if key is not None else None
             out.extend((stats or _EMPTY_STATS).features(now))
+        del out[_ALL_N]  # a pure clock (grows with the log): invites fitting eras
         return out
 
     def last2(self, job: Mapping[str, Any], keys: Mapping[str, str] | None = None) -> float:
@@ -232,10 +233,10 @@ class HistoryStore:
         return NAN
 
 
+_ALL_NAMES = [f"{kind}_{stat}" for kind in FEATURE_KINDS for stat in STAT_FEATURES]
+_ALL_N = _ALL_NAMES.index("all_n")
 #: Names of the history part of the feature vector.
-HISTORY_FEATURE_NAMES: tuple[str, ...] = tuple(
-    f"{kind}_{stat}" for kind in FEATURE_KINDS for stat in STAT_FEATURES
-)
+HISTORY_FEATURE_NAMES: tuple[str, ...] = tuple(n for n in _ALL_NAMES if n != "all_n")
 
 
 def _records(frame: pd.DataFrame, cols: Iterable[str]) -> list[dict[str, Any]]:

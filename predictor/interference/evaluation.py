@@ -73,8 +73,9 @@ def load_lucid_profiles(path: Path | str) -> pd.DataFrame:
         except ProfileError as exc:
             raise ProfileError(f"{path}: line {i + 2}: {exc}") from None
     out = pd.DataFrame(rows)
-    out.index = pd.MultiIndex.from_frame(raw[list(_LUCID_KEY)].astype({"batchsize": int,
-                                                                        "amp": int}))
+    out.index = pd.MultiIndex.from_frame(
+        raw[list(_LUCID_KEY)].astype({"batchsize": int, "amp": int})
+    )
     if out.index.duplicated().any():
         dup = out.index[out.index.duplicated()][0]
         raise ValueError(f"{path}: duplicate profile for {dup}")
@@ -85,15 +86,14 @@ def load_lucid(pairs_path: Path | str, profiles_path: Path | str) -> PairTable:
     """Lucid measured pairs joined to their solo profiles (every pair side must have one)."""
     profiles = load_lucid_profiles(profiles_path)
     pairs = pd.read_csv(pairs_path)
-    need = {f"{k}{i}" for k in (*_LUCID_KEY, "speed") for i in (1, 2)} - {"speed1", "speed2"}
-    need |= {"speed1", "speed2"}
+    need = {f"{k}{i}" for k in (*_LUCID_KEY, "speed") for i in (1, 2)}
     missing = need - set(pairs.columns)
     if missing:
         raise ValueError(f"{pairs_path}: pairs lack column(s): {', '.join(sorted(missing))}")
     sides = []
     for i in (1, 2):
-        keys = list(zip(pairs[f"model{i}"], pairs[f"dataset{i}"], pairs[f"batchsize{i}"].astype(int),
-                        pairs[f"amp{i}"].astype(int), strict=True))  # fmt: skip
+        cols = [pairs[f"{k}{i}"] for k in _LUCID_KEY]
+        keys = list(zip(cols[0], cols[1], cols[2].astype(int), cols[3].astype(int), strict=True))
         absent = [k for k in keys if k not in profiles.index]
         if absent:
             raise ValueError(f"{pairs_path}: {len(absent)} pair side(s) have no solo profile in "
@@ -160,17 +160,23 @@ def load_gavel(path: Path | str, gpus: Sequence[str] = GAVEL_GPUS) -> PairTable:
 
 
 def interference_metrics(
-    predicted: np.ndarray, actual: np.ndarray, slowdown: float = SLOWDOWN
+    predicted: np.ndarray,
+    actual: np.ndarray,
+    flagged: np.ndarray | None = None,
+    slowdown: float = SLOWDOWN,
 ) -> dict[str, float | None]:
     """MAE, MAPE, and precision/recall of "slowdown worse than ``slowdown``" (speed < 1 - it).
 
-    Precision is None when nothing is predicted slowed down, recall when nothing is.
+    ``flagged`` is the predictor's own slowed-down decision (default: predicted
+    speed < 1 - ``slowdown``). Precision is None when nothing is flagged, recall
+    when nothing is slowed down.
     """
     p, a = np.asarray(predicted, float), np.asarray(actual, float)
     if p.shape != a.shape or a.size == 0:
         raise ValueError(f"need equal, non-empty shapes, got {p.shape} and {a.shape}")
     cut = 1.0 - slowdown
-    pred_bad, real_bad = p < cut, a < cut
+    pred_bad = p < cut if flagged is None else np.asarray(flagged, bool)
+    real_bad = a < cut
     tp = int(np.sum(pred_bad & real_bad))
     positive = a > 0
     return {
@@ -181,15 +187,27 @@ def interference_metrics(
     }
 
 
+@dataclass
+class Predictions:
+    """One predictor's speeds (all ``speed_a``, then all ``speed_b``) and slowed-down flags."""
+
+    speed: np.ndarray
+    flagged: np.ndarray
+    cuts: list[float]
+
+
 def _kinds_for(fields: Sequence[str], kinds: Sequence[Kind]) -> list[Kind]:
     return [k for k in kinds if k != "heuristic" or "gpu_util" in fields]
 
 
-def _fit_predict(kind: Kind, train: PairTable, test: PairTable) -> np.ndarray:
+def _fit_predict(
+    kind: Kind, train: PairTable, test: PairTable
+) -> tuple[np.ndarray, np.ndarray, float]:
     model = InterferenceModel(kind, fields=train.fields)
-    model.fit(train.a, train.b, train.speed_a, train.speed_b)
-    sa, sb = model.predict_pairs(test.a, test.b)
-    return np.concatenate([sa, sb])
+    model.fit(train.a, train.b, train.speed_a, train.speed_b, groups=train.group)
+    a = np.vstack([model._matrix(test.a), model._matrix(test.b)])
+    b = np.vstack([model._matrix(test.b), model._matrix(test.a)])
+    return model.predict(a, b), model.slowed_down(a, b), model.slow_cut
 
 
 def grouped_cv_predictions(
@@ -197,21 +215,24 @@ def grouped_cv_predictions(
     kinds: Sequence[Kind] = KINDS,
     n_splits: int = 10,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Out-of-fold speeds (all ``speed_a`` then all ``speed_b``) with folds grouped by model pair."""
+) -> dict[str, Predictions]:
+    """Out-of-fold predictions of each kind, folds grouped by model pair."""
     n_groups = len(np.unique(table.group))
     if n_groups < 2:
         raise ValueError("grouped cross-validation needs at least two model pairs")
-    folds = list(GroupKFold(n_splits=min(n_splits, n_groups)).split(table.speed_a,
-                                                                     groups=table.group))
+    folds = list(
+        GroupKFold(n_splits=min(n_splits, n_groups)).split(table.speed_a, groups=table.group)
+    )
     kinds = _kinds_for(table.fields, kinds)
     n = len(table)
-    out = {k: np.full(2 * n, np.nan) for k in kinds}
+    out = {k: Predictions(np.full(2 * n, np.nan), np.zeros(2 * n, bool), []) for k in kinds}
     for i, (tr, te) in enumerate(folds):
         train, test = table.take(tr), table.take(te)
         for k in kinds:
-            pred = _fit_predict(k, train, test)
-            out[k][te], out[k][n + te] = pred[: len(te)], pred[len(te) :]
+            pred, flag, cut = _fit_predict(k, train, test)
+            both = np.concatenate([te, n + te])
+            out[k].speed[both], out[k].flagged[both] = pred, flag
+            out[k].cuts.append(cut)
         if progress:
             progress(i + 1, len(folds))
     return out
@@ -223,7 +244,7 @@ def evaluate(
     kinds: Sequence[Kind] = KINDS,
     n_splits: int = 10,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, Any], dict[str, Predictions], np.ndarray]:
     """The report ``{"n_train", "n_test", "predictors": {kind: metrics}}`` (counts are pairs;
     metrics are over both jobs of each pair), the predictions and the measured speeds.
 
@@ -236,8 +257,16 @@ def evaluate(
     else:
         if test.fields != train.fields:
             raise ValueError("train and test pairs carry different profile fields")
-        preds = {k: _fit_predict(k, train, test) for k in _kinds_for(train.fields, kinds)}
+        preds = {}
+        for k in _kinds_for(train.fields, kinds):
+            pred, flag, cut = _fit_predict(k, train, test)
+            preds[k] = Predictions(pred, flag, [cut])
         actual, n_test = np.concatenate([test.speed_a, test.speed_b]), len(test)
-    report = {"n_train": len(train), "n_test": n_test,
-              "predictors": {k: interference_metrics(p, actual) for k, p in preds.items()}}
+    report = {
+        "n_train": len(train),
+        "n_test": n_test,
+        "predictors": {
+            k: interference_metrics(p.speed, actual, p.flagged) for k, p in preds.items()
+        },
+    }
     return report, preds, actual

@@ -101,7 +101,7 @@ def profile_from_usage(
     cpus: float = math.nan,
     elapsed_s: float = math.nan,
 ) -> JobProfile | None:
-    """A profile from one job's ``TRESUsageInAve`` / ``TRESUsageInMax`` strings (None if no GPU use).
+    """A profile from one job's ``TRESUsageInAve``/``TRESUsageInMax`` (None: no GPU use).
 
     Slurm's GPU accounting reports ``gres/gpuutil`` and ``gres/gpumem`` summed
     over the task's GPUs, so both are divided by ``gpus``. Utilisation comes from

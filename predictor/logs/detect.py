@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from predictor.logs.errors import LogFormatError
+from predictor.logs.sacct import SACCT_FIELDS
 from predictor.logs.tabular import normalize_header
 from predictor.logs.textio import head_lines
 
@@ -32,7 +33,8 @@ def detect_format(path: str | Path) -> str:
 
     JSON starts with ``{``/``[``; SWF has ``;`` comments or a line of 18+
     numbers among its first 64 lines; the others are told apart by the names
-    in their header line.
+    in their header line (a headerless line of ``len(SACCT_FIELDS)`` ``|``-separated
+    fields is sacct ``--noheader`` output).
 
     Raises :class:`LogFormatError` when the first lines match none of them.
     """
@@ -47,8 +49,8 @@ def detect_format(path: str | Path) -> str:
     if any(_is_swf_line(line) for line in lines):
         return "swf"
     if "|" in first:
-        header = set(normalize_header(first.split("|")))
-        if header & SACCT_MARKERS:
+        fields = first.split("|")
+        if set(normalize_header(fields)) & SACCT_MARKERS or len(fields) == len(SACCT_FIELDS):
             return "sacct"
     header = set(normalize_header(first.split(",")))
     if header >= PHILLY_MARKERS:

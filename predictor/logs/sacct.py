@@ -12,8 +12,10 @@ are shifted by the cluster's UTC offset, harmless for run times).
 
 Columns are matched by name (case-insensitive), so any order or subset of
 :data:`SACCT_FIELDS` works; ``JobIDRaw`` (or ``JobID``) and ``Submit`` are
-required. Without ``--allocations`` the step lines (``123.batch``,
-``123.extern``, ``123.0``) are skipped. ``State`` such as ``CANCELLED by
+required. Output without a header (``--noheader``) is read in
+:data:`SACCT_FIELDS` order when its lines have exactly that many fields.
+Without ``--allocations`` the step lines (``123.batch``, ``123.extern``,
+``123.0``) are skipped. ``State`` such as ``CANCELLED by
 123`` becomes ``CANCELLED``; ``Unknown``/``None`` times are NaN;
 ``TimelimitRaw`` is minutes (``UNLIMITED``/``Partition_Limit`` = NaN);
 GPUs come from ``gres/gpu=N`` (or typed ``gres/gpu:a100=N``) in
@@ -221,7 +223,13 @@ def iter_sacct(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[p
     """Yield canonical job chunks from ``sacct --parsable2`` output, skipping job steps."""
     seen = SeenJobIds()
     for batch in iter_records(
-        path, sink, chunk_rows, NEEDED, delimiter="|", quoting=csv.QUOTE_NONE
+        path,
+        sink,
+        chunk_rows,
+        NEEDED,
+        delimiter="|",
+        quoting=csv.QUOTE_NONE,
+        default_header=SACCT_FIELDS,
     ):
         job_id = batch.text("jobidraw") if "jobidraw" in batch.frame else batch.text("jobid")
         step = job_id.str.contains(".", regex=False).to_numpy()

@@ -28,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from predictor.logs.errors import ErrorSink
+from predictor.logs.errors import ErrorSink, LogFormatError
 from predictor.logs.states import normalize_state
 from predictor.logs.textio import open_text
 from predictor.logs.validate import SeenJobIds, finish_chunk
@@ -133,16 +133,20 @@ def iter_jobs(fh: IO[str]) -> Iterator[tuple[Any, int]]:
         yield from _iter_array(stream)
         return
     stream.expect("{")
+    found = False
     while stream.peek() not in ("}", ""):
         key, _ = stream.value()
         stream.expect(":")
         if key == "jobs":
+            found = True
             yield from _iter_array(stream)
         else:
             stream.value()
         if stream.peek() == ",":
             stream.pos += 1
     stream.expect("}")
+    if not found:
+        raise LogFormatError('no "jobs" array at the top level (is this sacct --json output?)')
 
 
 def number(value: Any) -> float:
@@ -223,6 +227,8 @@ def job_row(job: Any) -> dict[str, Any] | str:
         gpus = 0.0
     time = job.get("time") if isinstance(job.get("time"), dict) else {}
     submit = timestamp(time.get("submission"))
+    if np.isnan(submit):
+        return "job record has no time.submission"
     start = timestamp(time.get("start"))
     end = timestamp(time.get("end"))
     return {
@@ -248,6 +254,14 @@ def job_row(job: Any) -> dict[str, Any] | str:
     }
 
 
+def _named(jobs: Iterator[tuple[Any, int]], path: str | Path) -> Iterator[tuple[Any, int]]:
+    """``jobs``, with a :class:`LogFormatError` from it naming ``path``."""
+    try:
+        yield from jobs
+    except LogFormatError as exc:
+        raise LogFormatError(f"{path}: {exc}") from exc
+
+
 def iter_sacct_json(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Yield canonical job chunks from ``sacct --json`` output (22.05 or 24.11 shapes)."""
     seen = SeenJobIds()
@@ -265,7 +279,7 @@ def iter_sacct_json(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Itera
 
     with open_text(path) as fh:
         try:
-            for job, line in iter_jobs(fh):
+            for job, line in _named(iter_jobs(fh), path):
                 row = job_row(job)
                 rows.append({"job_id": ""} if isinstance(row, str) else row)
                 reasons.append(row if isinstance(row, str) else "")

@@ -20,9 +20,11 @@ Mapping onto the canonical table:
 * status 1 COMPLETED, 0 FAILED, 5 CANCELLED, anything else UNKNOWN.
 
 MetaCentrum's extended lines (the Alea simulator's data sets) append
-``{node list}``, the queue name and the ppn properties to the 18 fields; there
-the requested memory is in BYTES for the whole job, the queue name becomes
-``partition``, and ``nodes`` is the number of distinct nodes in the list.
+``{node list}``, the queue name and the ppn properties (``N:ppn=P:...``) to
+the 18 fields. There ``nodes`` is the number of distinct nodes in the list
+(equal to the ``N`` of the ppn spec on every line of the 2013 log), the queue
+name becomes ``partition``, and the requested memory is in BYTES *per node*
+(as Alea's own loader reads it), so ``mem_mb`` = bytes / 2**20 x ``nodes``.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def _frame(
     run = _missing(col("run_time"))
     start = submit + wait
     mem = _missing(col("requested_memory_kb"))
-    mem_mb = np.where(extended, mem / 2**20, mem * cpus / 1024)
+    mem_mb = mem * cpus / 1024
     queue = _ids(col("queue_number"))
     swf_partition = _ids(col("partition_number"))
     nodes = np.full(n, np.nan)
@@ -118,6 +120,8 @@ def _frame(
         nodes = np.array(
             [len(set(e[0].strip("{}").split(","))) if e else np.nan for e in extras], dtype=float
         )
+        # Extended logs give bytes per node (as Alea's loader reads them): x nodes = total.
+        mem_mb = np.where(extended, mem / 2**20 * nodes, mem_mb)
     status = col("status")
     state = np.full(len(values), "UNKNOWN", dtype=object)
     for code, name in STATUS_STATES.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,8 @@ class Batch:
 
     def number(self, column: str) -> np.ndarray:
         """A column as float: blank/``Unknown``/``None`` -> NaN; other non-numbers reject."""
+        if column not in self.frame:
+            return np.full(len(self.frame), np.nan)
         raw = self.text(column)
         values = _to_float(raw)
         nan = np.isnan(values)
@@ -74,6 +75,8 @@ class Batch:
 
         Naive date strings are taken as UTC; ``Unknown``/``None``/blank are NaN.
         """
+        if column not in self.frame:
+            return np.full(len(self.frame), np.nan)
         raw = self.text(column)
         sample = next((v for v in raw if v), "")
         numbers_first = not np.isnan(_to_float(pd.Series([sample], dtype=object))[0])
@@ -132,6 +135,26 @@ def _header(
     return header
 
 
+def _padded(text: str, delimiter: str) -> bool:
+    """Whether any field in ``text`` may start or end with a blank (then fields get stripped)."""
+    if text[:1] in (" ", "\t") or text.rstrip("\r\n")[-1:] in (" ", "\t"):
+        return True
+    ends = (delimiter, "\n", "\r")
+    return any(f"{b}{e}" in text or f"{e}{b}" in text for b in (" ", "\t") for e in ends)
+
+
+def _headerless(
+    row: list[str],
+    needed: Sequence[str | tuple[str, ...]],
+    default_header: Sequence[str] | None,
+) -> bool:
+    """Whether ``row`` is data rather than a header, given the default column order."""
+    if default_header is None or len(row) != len(default_header):
+        return False
+    names = set(normalize_header(row))
+    return not any(n in names for c in needed for n in ((c,) if isinstance(c, str) else c))
+
+
 def _parse_fast(
     lines: list[str], first: int, header: list[str], delimiter: str, quoting: int
 ) -> Batch | None:
@@ -140,18 +163,27 @@ def _parse_fast(
     Only for text without quote characters: then every line is one record, its
     field count is its delimiter count + 1, and line numbers are exact.
     """
-    numbers = np.array([first + i for i, line in enumerate(lines) if line.strip()], dtype=np.int64)
-    records = [line for line in lines if line.strip()]
-    if quoting != csv.QUOTE_NONE and any('"' in line for line in records):
+    text = "".join(lines)
+    if quoting != csv.QUOTE_NONE and '"' in text:
         return None
     width = len(header)
-    counts = np.fromiter((r.count(delimiter) + 1 for r in records), dtype=np.int64)
+    counts = np.fromiter((line.count(delimiter) + 1 for line in lines), dtype=np.int64)
+    keep = np.ones(len(lines), dtype=bool)
+    for i in np.flatnonzero(counts == 1):  # blank lines are skipped, not reported
+        keep[i] = bool(lines[i].strip())
+    numbers = np.arange(first, first + len(lines))[keep]
+    if not keep.all():
+        lines = [line for line, k in zip(lines, keep, strict=True) if k]
+        counts = counts[keep]
+        text = "".join(lines)
     good = counts == width
-    frame = pd.DataFrame("", index=pd.RangeIndex(len(records)), columns=header, dtype=object)
+    frame = pd.DataFrame("", index=pd.RangeIndex(len(lines)), columns=header, dtype=object)
     if good.any():
+        if not good.all():
+            text = "".join(line for line, g in zip(lines, good, strict=True) if g)
         try:
             parsed = pd.read_csv(
-                io.StringIO("".join(r for r, g in zip(records, good, strict=True) if g)),
+                io.StringIO(text),
                 sep=delimiter,
                 header=None,
                 names=header,
@@ -169,8 +201,7 @@ def _parse_fast(
             frame = parsed
         else:
             frame.iloc[np.flatnonzero(good)] = parsed.to_numpy()
-    pad = re.compile(rf"(^|{re.escape(delimiter)})[ \t]|[ \t]($|{re.escape(delimiter)})", re.M)
-    batch = Batch(frame, numbers, padded=any(pad.search(r) for r in records))
+    batch = Batch(frame, numbers, padded=_padded(text, delimiter))
     if not good.all():
         batch.reject(~good, [f"expected {width} fields, got {c}" for c in counts[~good]])
     return batch
@@ -209,8 +240,13 @@ def iter_records(
     delimiter: str = ",",
     quoting: int = csv.QUOTE_MINIMAL,
     aliases: dict[str, str] | None = None,
+    default_header: Sequence[str] | None = None,
 ) -> Iterator[Batch]:
     """Yield :class:`Batch` es of a delimited log whose first non-blank line is its header.
+
+    A file whose first line names none of the ``needed`` columns but has
+    exactly ``len(default_header)`` fields is read as headerless data in
+    ``default_header`` order (``sacct --noheader``).
 
     Header names are lower-cased and renamed by ``aliases``; a header lacking
     any of ``needed`` (a name, or a tuple of alternatives) raises
@@ -227,8 +263,12 @@ def iter_records(
                 if head is None:
                     continue
                 row = next(csv.reader([lines[head]], delimiter=delimiter, quoting=quoting))
-                header = _header(path, row, needed, aliases)
-                first, lines = first + head + 1, lines[head + 1 :]
+                if _headerless(row, needed, default_header):
+                    header = normalize_header(default_header or ())
+                    first, lines = first + head, lines[head:]
+                else:
+                    header = _header(path, row, needed, aliases)
+                    first, lines = first + head + 1, lines[head + 1 :]
                 if not lines:
                     continue
             batch = _parse_fast(lines, first, header, delimiter, quoting)

@@ -147,6 +147,56 @@ class DemandForecaster:
         _write_meta(path, meta)
 
 
+@dataclass
+class PeakForecaster:
+    """A high quantile of the peak demand over the next ``window`` steps.
+
+    Learns ``max(demand[t+1 .. t+window]) - demand[t]`` with XGBoost's quantile
+    loss; ``predict`` returns the peak *level* per step. The planner keeps this
+    many nodes (plus a buffer) on, so it powers down only as far as the coming
+    hours are likely to allow. Training rows are those whose whole window lies
+    inside the training series (no label reaches past it).
+    """
+
+    window: int = 36
+    quantile: float = 0.8
+    params: dict[str, Any] = field(default_factory=lambda: {
+        "n_estimators": 200, "max_depth": 3, "learning_rate": 0.03, "min_child_weight": 50,
+        "subsample": 0.8, "n_jobs": 2, "random_state": 0,
+    })
+    kind: str = "peak"
+    model: Any = field(default=None, repr=False)
+
+    def fit(self, demand: pd.Series) -> PeakForecaster:
+        from xgboost import XGBRegressor
+
+        s = _check(demand).astype("float64")
+        if len(s) < 2 * 144 + self.window:
+            raise ValueError(f"need at least 2 days plus {self.window} steps to train")
+        future = pd.concat([s.shift(-k) for k in range(1, self.window + 1)], axis=1)
+        y = future.max(axis=1, skipna=False) - s
+        ok = y.notna().to_numpy()
+        self.model = XGBRegressor(objective="reg:quantileerror", quantile_alpha=self.quantile,
+                                  **self.params)
+        self.model.fit(demand_features(s)[ok], y[ok])
+        return self
+
+    def predict(self, demand: pd.Series) -> pd.Series:
+        """Per step ``t``: the forecast peak level of ``t+1 .. t+window``, made at ``t``."""
+        if self.model is None:
+            raise ValueError("PeakForecaster is not fitted")
+        s = _check(demand).astype("float64")
+        rise = np.maximum(self.model.predict(demand_features(s)), 0.0)
+        return pd.Series(s.to_numpy() + rise, index=s.index)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_model(path / "peak.json")
+        _write_meta(path, {"kind": self.kind, "window": self.window, "quantile": self.quantile,
+                           "params": self.params})
+
+
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     from predictor.state import atomic_write_json
 
@@ -154,13 +204,21 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     atomic_write_json(path / "demand.json", meta)
 
 
-def load(path: str | Path) -> DemandForecaster | PersistenceForecaster:
+def load(path: str | Path) -> DemandForecaster | PersistenceForecaster | PeakForecaster:
     """Load a forecaster written by ``save``; ValueError naming what is wrong."""
     path = Path(path)
     try:
         meta = json.loads((path / "demand.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a saved demand forecaster ({exc})") from exc
+    if meta.get("kind") == "peak":
+        from xgboost import XGBRegressor
+
+        peak = PeakForecaster(window=int(meta["window"]), quantile=float(meta["quantile"]),
+                              params=meta["params"])
+        peak.model = XGBRegressor()
+        peak.model.load_model(path / "peak.json")
+        return peak
     horizons = tuple(int(h) for h in meta.get("horizons", DEFAULT_HORIZONS))
     if meta.get("kind") == "persistence":
         return PersistenceForecaster(horizons=horizons)

@@ -38,13 +38,26 @@ _LOG2 = frozenset({"batch_size", "gmem_mb"})
 _FORMAT = "foresight-interference-v1"
 
 XGB_PARAMS: dict[str, Any] = {
-    "n_estimators": 600,
-    "max_depth": 4,
+    "n_estimators": 1000,
+    "max_depth": 3,
     "learning_rate": 0.05,
     "subsample": 0.8,
-    "colsample_bytree": 0.8,
-    "min_child_weight": 3,
+    "colsample_bytree": 0.5,
+    "min_child_weight": 1,
 }
+#: Physical monotonicity (by feature name): a job gets no faster as its co-runner (or the
+#: pair) uses more of the GPU. Constraining this helps on model families never seen.
+MONOTONE: dict[str, int] = {
+    "gpu_util_b": -1,
+    "gpu_util_sum": -1,
+    "gmem_util_b": -1,
+    "gmem_util_sum": -1,
+    "util_product": -1,
+    "heuristic": 1,
+    "util_excess": -1,
+}
+#: Speed below which a job counts as slowed down by more than 15%.
+SLOW_CUT = 0.85
 RF_PARAMS: dict[str, Any] = {"n_estimators": 200, "min_samples_leaf": 2}
 
 
@@ -77,6 +90,16 @@ def profile_matrix(
     return out
 
 
+def pair_feature_names(fields: Sequence[str]) -> list[str]:
+    """Names of the :func:`pair_features` columns, in order."""
+    names: list[str] = []
+    for f in fields:
+        names += [f"{f}_a", f"{f}_b", f"{f}_sum"] + ([] if f in _FLAGS else [f"{f}_share"])
+    if "gpu_util" in fields:
+        names += ["util_product", "heuristic", "util_excess"]
+    return names
+
+
 def pair_features(a: np.ndarray, b: np.ndarray, fields: Sequence[str]) -> np.ndarray:
     """Features of ``speed(a | b)``: per field a, b, a+b and a/(a+b); then util product,
     the heuristic and the util excess over 100 (when ``gpu_util`` is a field)."""
@@ -104,7 +127,8 @@ class InterferenceModel:
 
     ``kind`` picks XGBoost, a random forest or the heuristic (no training).
     ``clip_target`` caps training targets (co-located runs measured faster than
-    solo are noise for placement; None keeps them).
+    solo are noise for placement; None keeps them). ``monotone`` applies
+    :data:`MONOTONE` to XGBoost.
     """
 
     def __init__(
@@ -114,6 +138,8 @@ class InterferenceModel:
         fields: Sequence[str] = BASE_FIELDS,
         clip_target: float | None = 1.0,
         params: Mapping[str, Any] | None = None,
+        monotone: bool = True,
+        inner_folds: int = 5,
         seed: int = 0,
     ) -> None:
         if kind not in KINDS:
@@ -124,7 +150,10 @@ class InterferenceModel:
         self.fields = tuple(fields)
         self.clip_target = clip_target
         self.params = dict(params or (XGB_PARAMS if kind == "xgboost" else RF_PARAMS))
+        self.monotone = monotone
+        self.inner_folds = inner_folds
         self.seed = seed
+        self.slow_cut = SLOW_CUT
         self._est: Any = None
 
     @property
@@ -138,8 +167,14 @@ class InterferenceModel:
         b: pd.DataFrame | np.ndarray,
         speed_a: np.ndarray,
         speed_b: np.ndarray,
+        groups: np.ndarray | None = None,
     ) -> InterferenceModel:
-        """Train on measured pairs, both orientations: (a, b) -> speed_a and (b, a) -> speed_b."""
+        """Train on measured pairs, both orientations: (a, b) -> speed_a and (b, a) -> speed_b.
+
+        With ``groups`` (one model-pair label per pair) the speed cut that flags
+        "slowdown worse than 15%" is learned too, from grouped inner
+        cross-validation on these pairs only (:meth:`slowed_down`); else it is 0.85.
+        """
         xa, xb = self._matrix(a), self._matrix(b)
         y = np.concatenate([np.asarray(speed_a, float), np.asarray(speed_b, float)])
         if len(xa) != len(xb) or len(y) != 2 * len(xa) or len(xa) == 0:
@@ -148,20 +183,59 @@ class InterferenceModel:
             raise ValueError("speeds must be finite and non-negative")
         if self.kind == "heuristic":
             return self
+        self._est = self._train(xa, xb, y)
+        if groups is not None:
+            self.slow_cut = self._learn_cut(xa, xb, y, np.asarray(groups))
+        return self
+
+    def _train(self, xa: np.ndarray, xb: np.ndarray, y: np.ndarray) -> Any:
         x = np.vstack([pair_features(xa, xb, self.fields), pair_features(xb, xa, self.fields)])
         if self.clip_target is not None:
             y = np.minimum(y, self.clip_target)
         if self.kind == "xgboost":
             import xgboost as xgb
 
-            est = xgb.XGBRegressor(random_state=self.seed, n_jobs=1, **self.params)
-        else:
-            from sklearn.ensemble import RandomForestRegressor
+            params = dict(self.params)
+            if self.monotone and "monotone_constraints" not in params:
+                names = pair_feature_names(self.fields)
+                params["monotone_constraints"] = (
+                    "(" + ",".join(str(MONOTONE.get(n, 0)) for n in names) + ")"
+                )
+            est = xgb.XGBRegressor(random_state=self.seed, n_jobs=1, **params)
+            est.fit(x, y)
+            return est.get_booster()
+        from sklearn.ensemble import RandomForestRegressor
 
-            est = RandomForestRegressor(random_state=self.seed, n_jobs=1, **self.params)
-        est.fit(x, y)
-        self._est = est.get_booster() if self.kind == "xgboost" else est
-        return self
+        est = RandomForestRegressor(random_state=self.seed, n_jobs=1, **self.params)
+        return est.fit(x, y)
+
+    def _learn_cut(
+        self, xa: np.ndarray, xb: np.ndarray, y: np.ndarray, groups: np.ndarray
+    ) -> float:
+        """The predicted-speed cut that flags as many jobs as are slowed below 0.85 (inner CV)."""
+        from sklearn.model_selection import GroupKFold
+
+        n_groups = len(np.unique(groups))
+        if n_groups < 3 or not np.any(y < SLOW_CUT):
+            return SLOW_CUT
+        oof = np.full(len(y), np.nan)
+        n = len(xa)
+        saved = self._est
+        for tr, te in GroupKFold(n_splits=min(self.inner_folds, n_groups)).split(xa, groups=groups):
+            self._est = self._train(xa[tr], xb[tr], np.concatenate([y[tr], y[n + tr]]))
+            both = self.predict(np.vstack([xa[te], xb[te]]), np.vstack([xb[te], xa[te]]))
+            oof[te], oof[n + te] = both[: len(te)], both[len(te) :]
+        self._est = saved
+        # Flag as many jobs as are really slowed down (precision = recall on the inner folds).
+        cut = float(np.quantile(oof, np.mean(y < SLOW_CUT)))
+        return float(np.clip(cut, SLOW_CUT - 0.05, SLOW_CUT + 0.05))
+
+    def slowed_down(self, a: Any, b: Any, slowdown: float = 1.0 - SLOW_CUT) -> np.ndarray:
+        """Whether ``a`` is predicted slowed by more than ``slowdown`` next to ``b``.
+
+        Uses the learned cut for 15% (shifted by the same amount for other thresholds).
+        """
+        return self.predict(a, b) < (1.0 - slowdown) + (self.slow_cut - SLOW_CUT)
 
     def _matrix(self, p: pd.DataFrame | np.ndarray | Sequence[Any]) -> np.ndarray:
         if isinstance(p, np.ndarray):
@@ -179,10 +253,7 @@ class InterferenceModel:
         if self._est is None:
             raise RuntimeError("interference model is not fitted")
         x = pair_features(xa, xb, self.fields)
-        if self.kind == "xgboost":
-            pred = self._est.inplace_predict(x)
-        else:
-            pred = self._est.predict(x)
+        pred = self._est.inplace_predict(x) if self.kind == "xgboost" else self._est.predict(x)
         return np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
 
     def predict_pairs(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -195,6 +266,7 @@ class InterferenceModel:
         """Write the model atomically (a versioned pickle)."""
         state = {"format": _FORMAT, "kind": self.kind, "fields": self.fields,
                  "clip_target": self.clip_target, "params": self.params, "seed": self.seed,
+                 "monotone": self.monotone, "slow_cut": self.slow_cut,
                  "est": self._est}  # fmt: skip
         atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -202,14 +274,16 @@ class InterferenceModel:
     def load(cls, path: Path | str) -> InterferenceModel:
         """Read a model written by ``save``; ValueError if the file is not one."""
         try:
-            state = pickle.loads(Path(path).read_bytes())  # noqa: S301 - our own file format
+            state = pickle.loads(Path(path).read_bytes())
         except (OSError, pickle.UnpicklingError, EOFError) as exc:
             raise ValueError(f"{path}: not a readable interference model ({exc})") from exc
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a {_FORMAT} file")
         model = cls(state["kind"], fields=state["fields"], clip_target=state["clip_target"],
-                    params=state["params"], seed=state["seed"])  # fmt: skip
+                    params=state["params"], monotone=state["monotone"],
+                    seed=state["seed"])  # fmt: skip
         model._est = state["est"]
+        model.slow_cut = state["slow_cut"]
         return model
 
 
@@ -224,7 +298,9 @@ def default_model() -> InterferenceModel:
     if not (pairs.exists() and profiles.exists()):
         return InterferenceModel("heuristic")
     table = load_lucid(pairs, profiles)
-    return InterferenceModel("xgboost").fit(table.a, table.b, table.speed_a, table.speed_b)
+    return InterferenceModel("xgboost").fit(
+        table.a, table.b, table.speed_a, table.speed_b, groups=table.group
+    )
 
 
 def pair_speeds(

@@ -133,12 +133,16 @@ class Scorer:
         probe = {c: np.ones(1) for c in (*_SNAPSHOT_COLUMNS, "predicted_runtime")}
         self.policy(probe, 0.0)
 
-    def _predict(self, loaded: LoadedModel, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, ...]:
-        pred = loaded.model.predict(X)
-        out = tuple(
-            np.asarray(pred[key], dtype=np.float64)
-            for key in ("runtime_s", "runtime_lo_s", "runtime_hi_s")
-        )
+    def _predict(self, loaded: LoadedModel, X: np.ndarray) -> tuple[np.ndarray, ...]:
+        model = loaded.model
+        if X.shape[0] == 1 and hasattr(model, "predict_one"):
+            out = tuple(np.array([v], dtype=np.float64) for v in model.predict_one(X[0]))
+        else:
+            pred = model.predict(X)
+            out = tuple(
+                np.asarray(pred[key], dtype=np.float64)
+                for key in ("runtime_s", "runtime_lo_s", "runtime_hi_s")
+            )
         if not all(np.isfinite(a).all() for a in out):
             raise PredictionError(f"model {loaded.version} returned a non-finite prediction")
         return out

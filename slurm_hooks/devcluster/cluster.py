@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +142,12 @@ class DevCluster:
         for role in self.roles:
             if self._ensure(role, tags["slurm"], config_id, mounts, states):
                 report.started.append(role)
-        if want_service:
-            if self._ensure("service", tags["service"], config_id, mounts, states):
-                report.started.append("service")
-            report.service = True
+        if want_service and self._ensure("service", tags["service"], config_id, mounts, states):
+            report.started.append("service")
         self.wait_ready(timeout=max(30.0, timeout - (time.monotonic() - t0)))
         self._ensure_accounting()
+        if want_service:
+            report.service = self.wait_service()
         report.seconds = time.monotonic() - t0
         return report
 
@@ -181,6 +182,10 @@ class DevCluster:
         """Create or start one role's container; True if it had to."""
         name = self.name(role)
         state = states.get(name)
+        if state is not None and container_label(name, "foresight.image") != image:
+            self.progress(f"{name} runs an older image: recreating it")
+            docker("rm", "-f", name)
+            state = None
         if state == "running":
             return False
         if state is not None:
@@ -195,7 +200,7 @@ class DevCluster:
             "run", "-d", "--init", "--network", "host", "--name", name,
             "--label", LABEL, "--label", f"foresight.role={role}",
             "--label", f"foresight.slurm={self.spec.version}",
-            "--label", f"foresight.config={config_id}",
+            "--label", f"foresight.config={config_id}", "--label", f"foresight.image={image}",
             *self._env(role), *mounts.get(role, mounts["base"]),
             image, f"foresight-{entry}",
         )
@@ -255,6 +260,28 @@ class DevCluster:
                 last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             time.sleep(1)
         raise TimeoutError(f"cluster not ready after {timeout:.0f}s: {last}")
+
+    def service_url(self, path: str = "/healthz") -> str:
+        """URL of the Foresight service (host network, 127.0.0.1)."""
+        return f"http://127.0.0.1:{self.spec.service_port}{path}"
+
+    def wait_service(self, timeout: float = 60) -> bool:
+        """Wait for the service's ``/healthz``; on failure say why (its log) and return False."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.service_url(), timeout=2) as resp:
+                    if resp.status == 200:
+                        return True
+            except OSError:
+                pass
+            if self.containers().get(SERVICE) != "running":
+                break
+            time.sleep(1)
+        logs = docker("logs", "--tail", "8", SERVICE, check=False)
+        self.progress(f"Foresight service not healthy at {self.service_url()}; last log lines:\n"
+                      f"{logs.stdout}{logs.stderr}")
+        return False
 
     def _ensure_accounting(self) -> None:
         """Give root an association so jobs are accounted under a known account."""

@@ -108,7 +108,7 @@ def build_base(suite: str, progress: Progress = print) -> str:
 def _build(tag: str, dockerfile: Path, context: Path, build_args: dict[str, str],
            progress: Progress) -> None:
     progress(f"docker build {tag}")
-    args = ["build", "--network", "host", "-q", "-f", str(dockerfile), "-t", tag]
+    args = ["build", "--network", "host", "--force-rm", "-q", "-f", str(dockerfile), "-t", tag]
     for key, value in build_args.items():
         args += ["--build-arg", f"{key}={value}"]
     docker(*args, str(context), timeout=1800)

@@ -117,7 +117,9 @@ def plan(jobs: pd.DataFrame, cluster: DevCluster, *, speedup: float, max_sleep: 
         if wants_gpu:
             nodes = max(nodes, min(math.ceil(gpus / gpus_per_node), pool))
             per_node = min(gpus_per_node, math.ceil(gpus / nodes))
-        cpus = int(min(max(_num(row.cpus, 1), nodes), nodes * cpus_per_node))
+        want_cpus = max(_num(row.cpus, 1), 1)
+        nodes = max(nodes, min(math.ceil(want_cpus / cpus_per_node), pool))
+        cpus = int(min(max(want_cpus, nodes), nodes * cpus_per_node))
         run = _num(row.run_time, 1.0)
         sleep = min(max(run / speedup, 1.0), max_sleep)
         limit = _num(row.time_limit, math.nan)

@@ -5,7 +5,8 @@ to run every cluster test on each). On a machine without Docker the session
 runs ``scripts/install-docker.sh``; the tests skip, with its exact reason, only
 if Docker truly cannot run. A cluster this session started is taken down at
 the end (set ``FORESIGHT_KEEP_CLUSTER=1`` to keep it); one that was already
-running is reused and left running.
+running is reused and left running. The Foresight service container is built
+and started only with ``FORESIGHT_CLUSTER_SERVICE=1`` (it costs a ``pip install``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[DevCluster]:
     dev = DevCluster(ClusterSpec(version=request.param))
     reused = dev.running_version() == request.param and dev.is_up()
     try:
-        dev.up(timeout=900)  # idempotent: a no-op when the running cluster is current
+        # Idempotent: a no-op when the running cluster is current. The service container is
+        # built only on request (FORESIGHT_CLUSTER_SERVICE=1): tests that need a service can
+        # run one on the host's 127.0.0.1, which slurmctld reaches over the host network.
+        dev.up(with_service=os.environ.get("FORESIGHT_CLUSTER_SERVICE") == "1", timeout=900)
     except (DockerError, TimeoutError) as exc:
         pytest.fail(f"foresight cluster up --slurm {request.param} failed: {exc}")
     yield dev
@@ -64,7 +68,7 @@ def slurm(cluster: DevCluster) -> SlurmAdapter:
 
 @pytest.fixture
 def sbatch(slurm: SlurmAdapter) -> Iterator[Callable[..., str]]:
-    """Submit with ``sbatch --parsable ARGS``; the job ids; jobs still queued are cancelled after."""
+    """``submit(*ARGS)`` runs ``sbatch --parsable ARGS``; jobs left queued are cancelled after."""
     submitted: list[str] = []
 
     def submit(*args: str) -> str:

@@ -1,0 +1,1 @@
+"""Models: run time (:mod:`.duration`), plus other areas' models in sibling modules."""

@@ -1,0 +1,376 @@
+"""Run-time models: XGBoost / random forest on log run time, anchored on recency.
+
+Users submit runs of similar jobs, so the best single guess is usually "like
+their last ones". The models therefore predict the log-ratio between the run
+time and an *anchor* (the log of the mean of the user's last two ended jobs,
+falling back to the cluster's last two) and add the anchor back: a model that
+has learned nothing predicts Tsafrir's estimate, and every split has to earn
+its deviation from it. XGBoost uses an L1 objective (the median in log space is
+what "accuracy" = mean min(p,a)/max(p,a) = mean exp(-|log p - log a|) rewards).
+The interval comes from the training residuals' quantiles.
+
+``causal_predictions`` replays a log: every job gets a prediction from a model
+trained only on jobs that had ended before its submit time, retrained on a
+schedule, as a site would run it (the evaluation and the simulator use it).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from predictor.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, causal_features
+from predictor.history import log_runtime
+
+MODEL_KINDS: tuple[str, ...] = ("xgboost", "rf")
+MODEL_FILE = "model.pkl"
+ANCHOR_FEATURES: tuple[str, ...] = ("user_last2", "all_last2")
+INTERVAL_QUANTILES = (0.1, 0.9)
+
+
+class ModelSchemaError(ValueError):
+    """A saved model was trained on a different feature schema than the code's."""
+
+
+@dataclass
+class DurationConfig:
+    """Hyper-parameters of a :class:`DurationModel` (one configuration for every log)."""
+
+    kind: str = "xgboost"
+    n_estimators: int = 100
+    max_depth: int = 6
+    learning_rate: float = 0.1
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample: float = 0.8
+    max_bin: int = 64
+    rf_max_rows: int = 200_000
+    n_jobs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; known: {', '.join(MODEL_KINDS)}")
+
+
+def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
+    """The recency anchor (log seconds) of each feature row; 0 where no history at all."""
+    anchor = np.full(X.shape[0], np.nan)
+    for name in ANCHOR_FEATURES:
+        column = X[:, list(feature_names).index(name)].astype(np.float64)
+        anchor = np.where(np.isnan(anchor), column, anchor)
+    return np.nan_to_num(anchor, nan=0.0)
+
+
+@dataclass
+class DurationModel:
+    """A fitted (or fittable) run-time regressor over :data:`FEATURE_NAMES` rows."""
+
+    config: DurationConfig = field(default_factory=DurationConfig)
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    schema_version: int = FEATURE_SCHEMA_VERSION
+    interval: tuple[float, float] = (-1.0, 1.0)  # residual log-quantiles
+    n_train: int = 0
+    estimator: Any = None
+
+    # --- training ----------------------------------------------------------
+    def fit(self, X: np.ndarray | pd.DataFrame, run_time: np.ndarray | pd.Series) -> DurationModel:
+        """Fit on feature rows and their (positive) run times in seconds."""
+        X = _matrix(X)
+        y = np.log(np.maximum(np.asarray(run_time, dtype=np.float64), 1.0))
+        if X.shape[0] == 0:
+            raise ValueError("cannot fit a duration model on zero jobs")
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"{X.shape[0]} feature rows but {y.shape[0]} run times")
+        target = y - anchor_log(X, self.feature_names)
+        cfg = self.config
+        if cfg.kind == "xgboost":
+            import xgboost as xgb
+
+            params = {
+                "objective": "reg:absoluteerror",
+                "tree_method": "hist",
+                "max_depth": cfg.max_depth,
+                "learning_rate": cfg.learning_rate,
+                "min_child_weight": cfg.min_child_weight,
+                "subsample": cfg.subsample,
+                "colsample_bytree": cfg.colsample,
+                "max_bin": cfg.max_bin,
+                "nthread": cfg.n_jobs,
+                "seed": cfg.seed,
+            }
+            dtrain = xgb.DMatrix(X, label=target, nthread=cfg.n_jobs)
+            self.estimator = xgb.train(params, dtrain, cfg.n_estimators)
+        else:
+            from sklearn.ensemble import RandomForestRegressor
+
+            rows = X.shape[0]
+            self.estimator = RandomForestRegressor(
+                n_estimators=cfg.n_estimators,
+                min_samples_leaf=int(cfg.min_child_weight),
+                max_features=cfg.colsample / 2,
+                max_samples=min(1.0, cfg.rf_max_rows / rows) if rows > 1 else None,
+                n_jobs=cfg.n_jobs,
+                random_state=cfg.seed,
+            ).fit(X, target)
+        residual = target - self._raw(X)
+        lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
+        self.interval = (float(lo), float(hi))
+        self.n_train = int(X.shape[0])
+        return self
+
+    # --- prediction --------------------------------------------------------
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        if self.estimator is None:
+            raise RuntimeError("DurationModel is not fitted")
+        if self.config.kind == "xgboost":
+            return np.asarray(self.estimator.inplace_predict(X), dtype=np.float64)
+        return np.asarray(self.estimator.predict(X), dtype=np.float64)
+
+    def predict_log(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Predicted natural-log run times."""
+        X = _matrix(X)
+        return self._raw(X) + anchor_log(X, self.feature_names)
+
+    def predict(
+        self, X: np.ndarray | pd.DataFrame, gpus: np.ndarray | pd.Series | None = None
+    ) -> pd.DataFrame:
+        """``runtime_s``, ``runtime_lo_s``, ``runtime_hi_s`` (and ``gpu_time_s`` given GPUs)."""
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        center = self.predict_log(X)
+        lo, hi = self.interval
+        out = pd.DataFrame(
+            {
+                "runtime_s": np.exp(center),
+                "runtime_lo_s": np.exp(center + lo),
+                "runtime_hi_s": np.exp(center + hi),
+            },
+            index=index,
+        )
+        if gpus is not None:
+            out["gpu_time_s"] = out["runtime_s"].to_numpy() * np.nan_to_num(
+                np.asarray(gpus, dtype=np.float64)
+            )
+        return out
+
+    def predict_one(self, features: Sequence[float]) -> tuple[float, float, float]:
+        """Fast path for one feature row: ``(runtime_s, lo_s, hi_s)``."""
+        row = np.asarray(features, dtype=np.float32).reshape(1, -1)
+        center = float(self.predict_log(row)[0])
+        lo, hi = self.interval
+        return math.exp(center), math.exp(center + lo), math.exp(center + hi)
+
+    # --- persistence -------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """What :meth:`save` writes beside the model (and the registry extends)."""
+        return {
+            "kind": self.config.kind,
+            "config": asdict(self.config),
+            "feature_schema_version": self.schema_version,
+            "feature_names": list(self.feature_names),
+            "interval_log": list(self.interval),
+            "n_train": self.n_train,
+        }
+
+    def save(self, folder: Path | str) -> Path:
+        """Write ``model.pkl`` into ``folder``; returns its path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / MODEL_FILE
+        path.write_bytes(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path | str) -> DurationModel:
+        """Read a model saved by :meth:`save`; refuses another feature schema."""
+        path = Path(folder) / MODEL_FILE
+        model = pickle.loads(path.read_bytes())
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a DurationModel")
+        model.check_schema()
+        return model
+
+    def check_schema(self) -> None:
+        """Raise :class:`ModelSchemaError` unless the model matches the code's features."""
+        if self.schema_version != FEATURE_SCHEMA_VERSION or tuple(self.feature_names) != tuple(
+            FEATURE_NAMES
+        ):
+            raise ModelSchemaError(
+                f"model was trained on feature schema v{self.schema_version} "
+                f"({len(self.feature_names)} features) but this code builds "
+                f"v{FEATURE_SCHEMA_VERSION} ({len(FEATURE_NAMES)} features); retrain it "
+                "with `foresight train`"
+            )
+
+
+def _matrix(X: np.ndarray | pd.DataFrame) -> np.ndarray:
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in FEATURE_NAMES if c not in X.columns]
+        if missing:
+            raise ValueError(f"feature frame lacks columns: {', '.join(missing[:5])}")
+        X = X[list(FEATURE_NAMES)].to_numpy()
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+# --- causal replay -----------------------------------------------------------
+@dataclass
+class CausalSchedule:
+    """When :func:`causal_predictions` (re)trains: first fit, period, window."""
+
+    first_fit: int | None = None  # submit-order index of the first fit (None: min_train ended)
+    retrain_every: int | None = None  # jobs between refits (None: n_after_first / refits)
+    refits: int = 4  # used when retrain_every is None
+    min_retrain_every: int = 2_000
+    min_train: int = 200
+    window: int = 100_000  # most recent ended jobs used per fit
+
+
+def causal_predictions(
+    jobs: pd.DataFrame,
+    *,
+    config: DurationConfig | None = None,
+    schedule: CausalSchedule | None = None,
+    progress: Any = None,
+) -> pd.DataFrame:
+    """Replay ``jobs``: each gets predictions that use only jobs ENDED by its submit time.
+
+    Returns a frame aligned with ``jobs`` (same index) with ``runtime_s``,
+    ``runtime_lo_s``, ``runtime_hi_s`` (the model, retrained per ``schedule``
+    from ended jobs only; before its first fit, the recency anchor), the
+    baselines ``last2_s``, ``helios_s``, ``requested_s``, and ``model_fit``
+    (index of the fit that produced the row, -1 = anchor only).
+    ``progress(done, total)`` is called after each fit.
+    """
+    config = config or DurationConfig()
+    schedule = schedule or CausalSchedule()
+    order = np.argsort(jobs["submit_time"].to_numpy(np.float64), kind="stable")
+    frame = jobs.iloc[order]
+    feats = causal_features(frame)
+    X, end = feats.X, feats.end_time
+    run = frame["run_time"].to_numpy(np.float64)
+    submit = frame["submit_time"].to_numpy(np.float64)
+    n = len(frame)
+    ended_ok = np.isfinite(run) & (run > 0) & np.isfinite(end)
+    end_for_sort = np.where(ended_ok, end, np.inf)
+    by_end = np.argsort(end_for_sort, kind="stable")
+    end_sorted = end_for_sort[by_end]
+
+    first = schedule.first_fit
+    if first is None:
+        n_ended = np.searchsorted(end_sorted, submit, side="right")
+        reach = np.nonzero(n_ended >= schedule.min_train)[0]
+        first = int(reach[0]) if reach.size else n
+    period = schedule.retrain_every or max(
+        schedule.min_retrain_every, math.ceil((n - first) / max(schedule.refits, 1))
+    )
+    anchor = anchor_log(X)
+    center = anchor.copy()
+    lo = np.full(n, np.nan)
+    hi = np.full(n, np.nan)
+    fit_id = np.full(n, -1, dtype=np.int64)
+    starts = list(range(first, n, period))
+    for k, start in enumerate(starts):
+        stop = min(start + period, n)
+        usable = by_end[: np.searchsorted(end_sorted, submit[start], side="right")]
+        usable = np.sort(usable)[-schedule.window :]
+        if usable.size < schedule.min_train:
+            continue
+        model = DurationModel(config).fit(X[usable], run[usable])
+        center[start:stop] = model.predict_log(X[start:stop])
+        lo[start:stop] = center[start:stop] + model.interval[0]
+        hi[start:stop] = center[start:stop] + model.interval[1]
+        fit_id[start:stop] = k
+        if progress is not None:
+            progress(k + 1, len(starts))
+    fallback = _fallback(X)
+    limit = frame["time_limit"].to_numpy(np.float64)
+    out = pd.DataFrame(
+        {
+            "runtime_s": np.exp(center),
+            "runtime_lo_s": np.exp(lo),
+            "runtime_hi_s": np.exp(hi),
+            "last2_s": np.where(np.isnan(feats.last2), fallback, feats.last2),
+            "helios_s": np.where(np.isnan(feats.helios), fallback, feats.helios),
+            "requested_s": np.where(limit > 0, limit, fallback),
+            "model_fit": fit_id,
+        },
+        index=frame.index,
+    )
+    return out.loc[jobs.index]
+
+
+def _fallback(X: np.ndarray) -> np.ndarray:
+    """Baselines' answer where they have no input: the geometric mean of all jobs ended so far."""
+    mean_log = X[:, FEATURE_NAMES.index("all_mean")].astype(np.float64)
+    return np.exp(np.nan_to_num(mean_log, nan=math.log(60.0)))
+
+
+
+
+@dataclass
+class TrainedDuration:
+    """What :func:`train_duration` returns: the model and how it did on a holdout."""
+
+    model: DurationModel
+    holdout: dict[str, dict[str, float]]  # predictor -> metrics on the last 30% (fit on 70%)
+    n_jobs: int
+    n_train_holdout: int
+
+
+def train_duration(
+    jobs: pd.DataFrame, config: DurationConfig | None = None, progress: Any = None
+) -> TrainedDuration:
+    """Fit a model on every job of a log (positive run times), after a 70/30 holdout check.
+
+    The holdout fit uses the first 70% (by submit) and is scored, with the
+    ``last2`` baseline from the same causal features, on the last 30%.
+    ``progress(step: str)`` is called between the stages.
+    """
+    from predictor.evaluation.duration import TRAIN_FRACTION, protocol_jobs
+    from predictor.evaluation.metrics import runtime_metrics
+
+    config = config or DurationConfig()
+    say = progress or (lambda _step: None)
+    data = protocol_jobs(jobs)
+    n = len(data)
+    if n < 50:
+        raise ValueError(f"need at least 50 jobs with a positive run time to train, got {n}")
+    say("features")
+    feats = causal_features(data)
+    run = data["run_time"].to_numpy(np.float64)
+    submit = data["submit_time"].to_numpy(np.float64)
+    split = int(n * TRAIN_FRACTION)
+    say("holdout fit")
+    ended = np.nonzero(feats.end_time[:split] <= submit[split])[0]
+    holdout_model = DurationModel(config).fit(feats.X[ended], run[ended])
+    actual = run[split:]
+    fallback = _fallback(feats.X[split:])
+    last2 = np.where(np.isnan(feats.last2[split:]), fallback, feats.last2[split:])
+    holdout = {
+        "model": runtime_metrics(holdout_model.predict(feats.X[split:])["runtime_s"], actual),
+        "last2": runtime_metrics(last2, actual),
+    }
+    say("final fit")
+    model = DurationModel(config).fit(feats.X, run)
+    return TrainedDuration(model=model, holdout=holdout, n_jobs=n, n_train_holdout=split)
+
+
+__all__ = [
+    "MODEL_KINDS",
+    "CausalSchedule",
+    "DurationConfig",
+    "DurationModel",
+    "ModelSchemaError",
+    "TrainedDuration",
+    "anchor_log",
+    "causal_predictions",
+    "log_runtime",
+    "train_duration",
+]
