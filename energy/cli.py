@@ -134,5 +134,5 @@ def run_cmd(
         report = controller.step()
         typer.echo(json.dumps(report.to_dict()))
         if once:
-            return
+            raise typer.Exit(2 if report.status in ("skipped", "held") else 0)
         time.sleep(interval)

@@ -82,12 +82,12 @@ def simulate_foresight(
     config: PlannerConfig,
     i0: int,
     i1: int,
-    peak: np.ndarray | None = None,
+    keep_peak: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Count-level replay of the Foresight plan over step indices ``i0..i1``.
 
     ``forecasts`` are the short-horizon forecasts (row ``t``: made at ``t``);
-    ``peak`` the forecast peak level of the coming ``peak_window`` steps, if any.
+    ``keep_peak`` the forecast peak level of the coming ``peak_window`` steps, if any.
     """
     demand = steps["demand"].to_numpy()
     total = steps["total"].to_numpy()
@@ -96,8 +96,8 @@ def simulate_foresight(
     )
     peak = forecasts[horizons].max(axis=1).to_numpy()
     lookback = lookback_peak(demand, config.lookback_steps, config.lookback_decay)
-    if peak is not None:
-        lookback = np.maximum(lookback, np.asarray(peak, dtype=np.float64))
+    if keep_peak is not None:
+        lookback = np.maximum(lookback, np.asarray(keep_peak, dtype=np.float64))
     n = i1 - i0 + 1
     powered, available = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     woke = np.zeros(n, dtype=bool)

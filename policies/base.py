@@ -79,9 +79,9 @@ def waited(queue: Snapshot, now: float) -> np.ndarray:
 
 def job_size(queue: Snapshot) -> np.ndarray:
     """The unit a job's service is measured in: GPUs where it asks for any, else CPUs (>= 1)."""
-    gpus = np.nan_to_num(column(queue, "gpus", 0.0))
-    cpus = np.nan_to_num(column(queue, "cpus", 1.0))
-    return np.where(gpus > 0, gpus, np.maximum(cpus, 1.0))
+    gpus = column(queue, "gpus", 0.0)
+    cpus = column(queue, "cpus", 1.0)
+    return np.where(gpus > 0, gpus, np.fmax(cpus, 1.0))  # NaN GPUs count as 0, NaN CPUs as 1
 
 
 def get_policy(name: str, **params: Any) -> Policy:

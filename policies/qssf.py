@@ -3,19 +3,19 @@
 Service = size x predicted run time, where size is the job's GPUs, or its
 CPUs (processors) for CPU-only jobs. Shortest predicted service runs first.
 
-Ageing rule (so that no job waits forever): every second a job waits takes
-``age_rate`` seconds off its predicted run time for ordering purposes::
+Ageing rule (so that no job waits forever): waiting ``age_scale`` seconds
+is worth a factor e in predicted service::
 
-    priority = -size * (predicted_runtime - age_rate * wait)
+    priority = wait / age_scale - ln(1 + size * predicted_runtime)
 
-A newly arrived job has priority ``-size * predicted_runtime < 0``; a job
-that has waited ``predicted_runtime / age_rate`` seconds has priority >= 0
-and therefore outranks every newly arrived job, and keeps rising. So a job
-with prediction ``R`` is overtaken by fresh work for at most ``R / age_rate``
-seconds (default 10 x its own predicted run time), after which only jobs that
-have aged as much can pass it. Short jobs are barely affected (they age past
-each other within seconds); long ones stop being starved by a stream of
-short ones.
+A newly arrived job has priority ``-ln(1 + service) <= 0``, so a job of
+predicted service ``S`` outranks every newly arrived job once it has waited
+``age_scale * ln(1 + S)`` seconds, and keeps rising: with the default
+``age_scale`` of 6 hours a 1-GPU-hour job is overtaken by fresh work for at
+most 2 days, a 100-GPU-day job for at most 4 days. Ageing is relative
+(logarithmic in service), so two jobs that have waited about as long are
+still ordered shortest-first: a congested queue does not degrade into
+FIFO, as additive ageing (``- service + k * wait``) does.
 """
 
 from __future__ import annotations
@@ -29,21 +29,23 @@ from policies.base import Snapshot, column, job_size, waited
 
 @dataclass(frozen=True)
 class Qssf:
-    """Shortest predicted service first, with linear ageing (see module docstring)."""
+    """Shortest predicted service first, with logarithmic ageing (see module docstring)."""
 
     name: str = "qssf"
     estimate: str = "prediction"
-    age_rate: float = 0.1
+    age_scale: float = 6 * 3600.0  # seconds of waiting per e-fold of predicted service
 
     def __post_init__(self) -> None:
-        if not self.age_rate >= 0:
-            raise ValueError(f"age_rate must be >= 0, got {self.age_rate}")
+        if not self.age_scale > 0:
+            raise ValueError(
+                f"age_scale must be > 0 seconds (inf disables ageing), got {self.age_scale}"
+            )
 
     def __call__(self, queue: Snapshot, now: float) -> np.ndarray:
         predicted = np.maximum(column(queue, "predicted_runtime"), 0.0)
         if np.isnan(predicted).any():
             raise ValueError("predicted_runtime has missing values; QSSF needs one per job")
-        return -job_size(queue) * (predicted - self.age_rate * waited(queue, now))
+        return waited(queue, now) / self.age_scale - np.log1p(job_size(queue) * predicted)
 
 
 POLICY = Qssf

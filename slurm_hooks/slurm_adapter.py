@@ -309,6 +309,16 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
     return _frame(rows, ACCT_EXTRA)
 
 
+def parse_sprio(text: str) -> dict[str, int]:
+    """``sprio -h -o "%i|%S"`` output -> ``{job id: site factor}`` (bad lines skipped)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        job_id, sep, factor = line.strip().partition("|")
+        if sep and factor.strip().lstrip("-").isdigit():
+            out[job_id.strip()] = int(factor)
+    return out
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     """One node as Slurm sees it."""
@@ -393,15 +403,29 @@ class SlurmAdapter:
 
     def queue(self, *, states: Iterable[str] = ("PENDING", "RUNNING"),
               users: Iterable[str] | None = None,
-              partitions: Iterable[str] | None = None) -> pd.DataFrame:
-        """Jobs in the queue (pending and running by default), filtered client-side."""
+              partitions: Iterable[str] | None = None,
+              with_site_factor: bool = True) -> pd.DataFrame:
+        """Jobs in the queue (pending and running by default), filtered client-side.
+
+        Neither version's squeue JSON carries the site factor; with ``with_site_factor``
+        the ``site_factor`` column of pending jobs comes from ``sprio`` (one more call).
+        """
         frame = parse_squeue(self._json(["squeue", "--all", "--json"]))
         keep = frame["state"].isin({s.upper() for s in states})
         if users is not None:
             keep &= frame["user"].isin(set(users))
         if partitions is not None:
             keep &= frame["partition"].isin(set(partitions))
-        return frame[keep].reset_index(drop=True)
+        frame = frame[keep].reset_index(drop=True)
+        if with_site_factor and (frame["state"] == "PENDING").any():
+            factors = self.site_factors()
+            frame["site_factor"] = frame["job_id"].map(factors).astype(float)
+        return frame
+
+    def site_factors(self) -> dict[str, int]:
+        """``{job id: site factor}`` of pending jobs, from ``sprio`` (both versions)."""
+        out = self.run(["sprio", "-h", "-o", "%i|%S"], check=False)
+        return parse_sprio(out)
 
     def nodes(self, names: Iterable[str] | None = None) -> list[NodeInfo]:
         """Every node (or those named), with state, CPUs, GPUs, features and partitions."""

@@ -166,3 +166,24 @@ def test_current_plan_without_slurm_says_why(
     view = FakeView(cluster())
     view.broken = "no slurm here"
     assert current_plan(view, home=tmp_path)["status"] == status
+
+
+def test_cli_run_once_is_dry_run_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foresight_home: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    import energy.slurm_view
+    from predictor.cli import app
+
+    fake = FakeView(cluster())
+    monkeypatch.setattr(energy.slurm_view, "SlurmClusterView", lambda exclude=None: fake)
+    out = CliRunner().invoke(app, ["energy", "run", "--once"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["status"] == "planned" and fake.calls == []
+    journal = Journal(foresight_home / "energy" / "journal.jsonl").records()
+    assert journal and all(r["dry_run"] for r in journal if r["kind"] == "intent")
+    fake.broken = "cannot connect"
+    out = CliRunner().invoke(app, ["energy", "run", "--once", "--apply"])
+    assert out.exit_code == 2 and "cannot connect" in out.stdout

@@ -52,6 +52,17 @@ def test_foresight_is_causal_future_changes_do_not_alter_the_past() -> None:
     assert a["powered"][150] < 20  # it did power nodes down
 
 
+def test_forecast_peak_holds_nodes_on_above_the_lookback() -> None:
+    demand = [10] * 200
+    frame = steps_frame(demand, 40)
+    cfg = PlannerConfig(min_on_dwell_s=0, lookback_steps=1, keep_buffer=0, max_down_per_step=40,
+                        reference_swing=0)
+    fc = PersistenceForecaster().predict(frame["demand"])
+    plain = simulate_foresight(frame, fc, cfg, 0, 199)
+    held = simulate_foresight(frame, fc, cfg, 0, 199, keep_peak=np.full(200, 25.0))
+    assert plain["powered"][-1] == 10 and held["powered"][-1] == 25
+
+
 def test_replay_reports_the_issue_json_shape() -> None:
     rng = np.random.default_rng(2)
     demand = np.clip(50 + np.cumsum(rng.integers(-1, 2, 6 * 144)), 0, 90)

@@ -338,3 +338,20 @@ def test_json_without_jobs_array_or_submission(tmp_path: Path) -> None:
     del job["time"]["submission"]
     result = read_log(write(tmp_path, {"jobs": [job]}, "nosubmit.json"))
     assert result.n_errors == 1 and "no time.submission" in result.errors[0].reason
+
+
+def test_json_line_numbers_survive_buffer_refills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import predictor.logs.sacct_json as sacct_json
+
+    jobs = [job_24(i, ["COMPLETED"], 1000 + i, 2000 + i, 3000 + i) for i in range(1, 6)]
+    jobs[2] = {"no": "id"}
+    jobs.append(jobs[0])  # duplicate
+    path = write(tmp_path, {"jobs": jobs, "meta": META_24})
+    expected = read_log(path).errors
+    monkeypatch.setattr(sacct_json, "READ_CHARS", 11)
+    assert read_log(path).errors == expected
+    assert [e.line for e in expected] == sorted({e.line for e in expected})
+    text = path.read_text().splitlines()
+    assert all(text[e.line - 1].strip() == "{" for e in expected)

@@ -23,9 +23,9 @@ def test_unknown_policy_lists_known_names() -> None:
 
 def test_names_are_case_insensitive_and_params_override() -> None:
     assert get_policy(" QSSF ").name == "qssf"
-    assert get_policy("qssf", age_rate=0.5).age_rate == 0.5
-    with pytest.raises(ValueError, match="age_rate"):
-        get_policy("qssf", age_rate=-1)
+    assert get_policy("qssf", age_scale=3600.0).age_scale == 3600.0
+    with pytest.raises(ValueError, match="age_scale"):
+        get_policy("qssf", age_scale=0)
 
 
 def test_fifo_orders_by_submit_time() -> None:
@@ -47,21 +47,27 @@ def test_qssf_uses_predictions_and_cpu_time_for_cpu_jobs() -> None:
         run_time=[1.0, 1.0, 1.0],  # the truth is ignored
         predicted_runtime=[100.0, 10.0, 30.0],  # CPU-time: 100, 80, 60
     )
-    prio = get_policy("qssf", age_rate=0.0)(q, 0.0)
+    prio = get_policy("qssf", age_scale=np.inf)(q, 0.0)
     assert np.argsort(-prio).tolist() == [2, 1, 0]
 
 
 def test_qssf_ageing_rule_is_as_documented() -> None:
-    qssf = get_policy("qssf", age_rate=0.1)
-    q = _queue(submit_time=[0.0, 9_000.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=[1000, 10])
-    # at t=9000 the long job has aged 900 s: 1000-900=100 > 10 -> short job still first
-    assert np.argmax(qssf(q, 9_000.0)) == 1
-    # after R/age_rate = 10,000 s its priority is >= 0, above any fresh job
-    fresh = _queue(
-        submit_time=[0.0, 10_000.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=[1000, 10]
+    qssf = get_policy("qssf", age_scale=1000.0)
+    long_then_fresh = [1000.0, 10.0]
+    q = _queue(
+        submit_time=[0.0, 4_000.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh
     )
-    late = qssf(fresh, 10_000.0)
-    assert late.tolist() == pytest.approx([0.0, -10.0])
+    # wait/1000 - ln(1 + service): 4.0 - ln 1001 < 0 - ln 11 -> the fresh short job first
+    np.testing.assert_allclose(qssf(q, 4_000.0), [4.0 - np.log(1001), -np.log(11)])
+    assert np.argmax(qssf(q, 4_000.0)) == 1
+    # after 1000 * ln(1001 / 11) = 4,511 s the long job outranks a fresh 10-s job
+    q = _queue(
+        submit_time=[0.0, 4_600.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh
+    )
+    assert np.argmax(qssf(q, 4_600.0)) == 0
+    # two jobs that waited equally long stay shortest-first, however long that was
+    q = _queue(submit_time=[0.0, 0.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh)
+    assert np.argmax(qssf(q, 1e7)) == 1
     with pytest.raises(ValueError, match="predicted_runtime"):
         qssf(_queue(submit_time=[0.0], gpus=[1], predicted_runtime=[np.nan]), 0.0)
 

@@ -45,6 +45,8 @@ def test_schemathesis_finds_no_server_error(app: Flask, mode: GenerationMode) ->
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 9  # every route but /openapi.json itself
+    if mode is GenerationMode.NEGATIVE:  # only inputs can be made invalid
+        operations = [op for op in operations if len(op.body) or len(op.path_parameters)]
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))

@@ -229,3 +229,36 @@ def test_openapi_matches_routes(app: Flask) -> None:
     body = doc["paths"]["/v1/jobs/score"]["post"]["requestBody"]["content"]["application/json"]
     schema = doc["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
     assert set(schema["required"]) == {"user", "time_limit"}
+
+
+def test_hot_swap_drops_no_request(app: Flask) -> None:
+    """Scoring threads keep getting 200s while versions are swapped underneath them."""
+    import threading
+
+    service = app.extensions["foresight"]
+    first = service.slot.current.version
+    second = duplicate_version(service.slot.registry, first)
+    stop = threading.Event()
+    statuses: list[int] = []
+    versions: set[str] = set()
+
+    def score() -> None:
+        client = app.test_client()
+        while not stop.is_set():
+            resp = client.post("/v1/jobs/score", json=JOB)
+            statuses.append(resp.status_code)
+            if resp.status_code == 200:
+                versions.add(resp.json["model_version"])
+
+    threads = [threading.Thread(target=score) for _ in range(2)]
+    for t in threads:
+        t.start()
+    admin = app.test_client()
+    for i in range(6):
+        target = second if i % 2 == 0 else first
+        assert admin.post(f"/v1/models/{target}/activate", headers=AUTH).status_code == 200
+    stop.set()
+    for t in threads:
+        t.join()
+    assert statuses and set(statuses) == {200}
+    assert versions <= {first, second}

@@ -110,7 +110,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.sampled_from(sorted(JobDescriptor.model_fields)), json_values))
 def test_arbitrary_bodies_validate_or_name_fields(body: dict) -> None:
     try:

@@ -73,3 +73,25 @@ def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_train_on_start_trains_and_activates(data: Path, tmp_path: Path) -> None:
+    from predictor.config import load_config
+    from predictor.registry import ModelRegistry
+    from predictor.service.bootstrap import train_default_model
+
+    log = data / "extra" / "alea_hpc2n_subset.swf"  # small real log: quick to train
+    cfg = load_config(environ={}, state_dir=tmp_path / "home", default_log=log,
+                      train_on_start=True)  # fmt: skip
+    version = train_default_model(cfg)
+    assert ModelRegistry(cfg.model_dir).active() == version
+
+
+def test_train_on_start_names_a_missing_log(tmp_path: Path) -> None:
+    from predictor.config import load_config
+    from predictor.service.bootstrap import BootstrapError, train_default_model
+
+    cfg = load_config(environ={}, state_dir=tmp_path, default_log=tmp_path / "nope.swf")
+    with pytest.raises(BootstrapError, match="nope"):
+        train_default_model(cfg)

@@ -81,7 +81,7 @@ def test_sjf_and_fifo_on_one_cpu() -> None:
         {"job_id": "b", "submit_time": 0, "run_time": 10, "cpus": 1},
         {"job_id": "c", "submit_time": 0, "run_time": 20, "cpus": 1},
     ]
-    start, end, result = _run(rows, _cpu_cluster(1, 1), "sjf")
+    start, _, result = _run(rows, _cpu_cluster(1, 1), "sjf")
     assert start == {"a": 30, "b": 0, "c": 10}
     assert summary(result)["avg_jct"] == pytest.approx((60 + 10 + 30) / 3)
     start, _, result = _run(rows, _cpu_cluster(1, 1), "fifo")
@@ -107,10 +107,10 @@ def test_qssf_reserves_with_predictions() -> None:
         {"job_id": "y", "submit_time": 1, "run_time": 500, "cpus": 4},
         {"job_id": "z", "submit_time": 2, "run_time": 40, "cpus": 2},
     ]
-    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[100, 1, 40], age_rate=0)
+    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[100, 1, 40], age_scale=np.inf)
     assert start["y"] == 100  # y is first by prediction, waits for x
     assert start["z"] == 2  # z ends at 42 <= shadow 100: backfilled
-    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[30, 1, 40], age_rate=0)
+    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[30, 1, 40], age_scale=np.inf)
     # x predicted to end at 30 -> shadow 30; z (ends 42) would delay y: not backfilled
     assert start["y"] == 100 and start["z"] == 600
 
@@ -158,7 +158,7 @@ def test_multi_node_jobs_take_whole_idle_nodes() -> None:
         {"job_id": "c", "submit_time": 2, "run_time": 10, "cpus": 12},  # all 3 nodes
         {"job_id": "d", "submit_time": 3, "run_time": 5, "cpus": 2},  # shares a's node
     ]
-    start, end, result = _run(rows, _cpu_cluster(3, 4), "fifo")
+    start, _, result = _run(rows, _cpu_cluster(3, 4), "fifo")
     assert start == {"a": 0, "b": 1, "c": 100, "d": 3}
     stats = summary(result)
     # b and c hold whole nodes: CPU-seconds 2*100 + 8*10 + 12*10 + 2*5
@@ -207,14 +207,14 @@ def test_ageing_lets_a_long_job_through_a_stream_of_short_ones() -> None:
     # one CPU kept busy by 10-s jobs arriving every 10 s for ~14 hours; one 1000-s job
     rows = [{"job_id": "long", "submit_time": 0.5, "run_time": 1000, "cpus": 1}]
     rows += [
-        {"job_id": f"s{i}", "submit_time": 10.0 * i, "run_time": 10, "cpus": 1} for i in range(5000)
+        {"job_id": f"s{i}", "submit_time": 10.0 * i, "run_time": 10, "cpus": 1} for i in range(5001)
     ]
     pred = [r["run_time"] for r in rows]
-    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_rate=0.0)
+    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_scale=np.inf)
     assert start["long"] >= 49_990  # pure shortest-first starves it until the stream ends
-    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_rate=0.1)
-    # it outranks fresh 10-s jobs once it has waited (1000 - 10) / 0.1 = 9,900 s
-    assert 9_900 <= start["long"] <= 10_100
+    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_scale=1000.0)
+    # it outranks fresh 10-s jobs once it has waited 1000 * ln(1001 / 11) = 4,511 s
+    assert 4_511 <= start["long"] <= 4_600
 
 
 def test_gpu_jobs_on_gpu_nodes_best_fit_by_vc() -> None:

@@ -26,6 +26,7 @@ from slurm_hooks.slurm_adapter import (
     number,
     parse_nodes,
     parse_sacct,
+    parse_sprio,
     parse_squeue,
     states,
 )
@@ -134,14 +135,22 @@ class FakeRunner:
             return load(self.version, "sacct")
         if argv[:2] == ["scontrol", "update"]:
             return ""
+        if argv[0] == "sprio":
+            return "         5|0\n         6|500\n"
         raise AssertionError(f"unexpected command {argv}")
 
 
 def test_queue_filters_client_side(version: str) -> None:
     adapter = SlurmAdapter(runner=FakeRunner(version))
     assert set(adapter.queue()["job_id"]) == {"4", "5", "6"}
+    factors = adapter.queue().set_index("job_id")["site_factor"]
+    assert factors["6"] == 500 and factors["5"] == 0 and math.isnan(factors["4"])  # from sprio
     assert list(adapter.queue(states=["PENDING"], partitions=["gpu"])["job_id"]) == ["6"]
     assert adapter.queue(users=["nobody"]).empty
+
+
+def test_sprio_parsing_skips_noise() -> None:
+    assert parse_sprio("  12|700\n13|-5\nsprio: error: x\n|\n") == {"12": 700, "13": -5}
 
 
 def test_nodes_falls_back_to_sinfo_on_2205() -> None:

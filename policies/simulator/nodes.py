@@ -6,6 +6,8 @@ import numpy as np
 
 from policies.simulator.cluster import ClusterConfig
 
+_NEVER = np.iinfo(np.int64).max
+
 
 class NodePool:
     """Free CPUs/GPUs per node; partition ``p`` owns nodes ``lo[p]:hi[p]``."""
@@ -63,4 +65,4 @@ def choose_nodes(
     if not ok.any():
         return None
     spare = (free_g - gpus) * (int(cap_c.max(initial=0)) + 1) + (free_c - cpus)
-    return np.array([int(np.argmin(np.where(ok, spare, np.iinfo(np.int64).max)))])
+    return np.array([int(np.argmin(np.where(ok, spare, _NEVER)))])

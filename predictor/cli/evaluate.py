@@ -50,3 +50,4 @@ def duration(
     for name, metrics in report["predictors"].items():
         table.add_row(name, *(f"{metrics[m]:.3f}" for m in METRIC_NAMES))
     Console().print(table)
+import predictor.cli.evaluate_interference  # noqa: E402, F401  (registers "interference")

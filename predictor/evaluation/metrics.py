@@ -21,7 +21,8 @@ def runtime_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, floa
     if np.any(~np.isfinite(p)) or np.any(~(a > 0)):
         raise ValueError("predictions must be finite and actual run times positive")
     ratio = np.minimum(p, a) / np.maximum(p, a)
-    rho = spearmanr(p, a).statistic if a.size > 1 else float("nan")
+    varied = a.size > 1 and np.ptp(p) > 0 and np.ptp(a) > 0
+    rho = spearmanr(p, a).statistic if varied else float("nan")  # undefined for constants
     return {
         "accuracy": float(ratio.mean()),
         "within_2x": float((ratio >= 0.5).mean()),

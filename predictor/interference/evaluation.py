@@ -149,7 +149,7 @@ def load_gavel(path: Path | str, gpus: Sequence[str] = GAVEL_GPUS) -> PairTable:
         parsed = df[s].str.extract(_GAVEL_JOB)
         prof = pd.DataFrame({
             "batch_size": pd.to_numeric(parsed["bs"], errors="coerce"),
-            "gpu_speedup": df[f"solo_{s}"] / df[f"k80_{s}"],
+            "gpu_speedup": df[f"solo_{s}"] / df[f"k80_{s}"].where(df[f"k80_{s}"] > 0),
             "solo_throughput": df[f"solo_{s}"],
         })  # fmt: skip
         return prof, parsed["family"]
@@ -160,23 +160,17 @@ def load_gavel(path: Path | str, gpus: Sequence[str] = GAVEL_GPUS) -> PairTable:
 
 
 def interference_metrics(
-    predicted: np.ndarray,
-    actual: np.ndarray,
-    flagged: np.ndarray | None = None,
-    slowdown: float = SLOWDOWN,
+    predicted: np.ndarray, actual: np.ndarray, slowdown: float = SLOWDOWN
 ) -> dict[str, float | None]:
     """MAE, MAPE, and precision/recall of "slowdown worse than ``slowdown``" (speed < 1 - it).
 
-    ``flagged`` is the predictor's own slowed-down decision (default: predicted
-    speed < 1 - ``slowdown``). Precision is None when nothing is flagged, recall
-    when nothing is slowed down.
+    Precision is None when nothing is predicted slowed down, recall when nothing is.
     """
     p, a = np.asarray(predicted, float), np.asarray(actual, float)
     if p.shape != a.shape or a.size == 0:
         raise ValueError(f"need equal, non-empty shapes, got {p.shape} and {a.shape}")
     cut = 1.0 - slowdown
-    pred_bad = p < cut if flagged is None else np.asarray(flagged, bool)
-    real_bad = a < cut
+    pred_bad, real_bad = p < cut, a < cut
     tp = int(np.sum(pred_bad & real_bad))
     positive = a > 0
     return {
@@ -187,27 +181,15 @@ def interference_metrics(
     }
 
 
-@dataclass
-class Predictions:
-    """One predictor's speeds (all ``speed_a``, then all ``speed_b``) and slowed-down flags."""
-
-    speed: np.ndarray
-    flagged: np.ndarray
-    cuts: list[float]
-
-
 def _kinds_for(fields: Sequence[str], kinds: Sequence[Kind]) -> list[Kind]:
     return [k for k in kinds if k != "heuristic" or "gpu_util" in fields]
 
 
-def _fit_predict(
-    kind: Kind, train: PairTable, test: PairTable
-) -> tuple[np.ndarray, np.ndarray, float]:
+def _fit_predict(kind: Kind, train: PairTable, test: PairTable) -> np.ndarray:
     model = InterferenceModel(kind, fields=train.fields)
-    model.fit(train.a, train.b, train.speed_a, train.speed_b, groups=train.group)
-    a = np.vstack([model._matrix(test.a), model._matrix(test.b)])
-    b = np.vstack([model._matrix(test.b), model._matrix(test.a)])
-    return model.predict(a, b), model.slowed_down(a, b), model.slow_cut
+    model.fit(train.a, train.b, train.speed_a, train.speed_b)
+    speed_a, speed_b = model.predict_pairs(test.a, test.b)
+    return np.concatenate([speed_a, speed_b])
 
 
 def grouped_cv_predictions(
@@ -215,7 +197,7 @@ def grouped_cv_predictions(
     kinds: Sequence[Kind] = KINDS,
     n_splits: int = 10,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Predictions]:
+) -> dict[str, np.ndarray]:
     """Out-of-fold predictions of each kind, folds grouped by model pair."""
     n_groups = len(np.unique(table.group))
     if n_groups < 2:
@@ -225,14 +207,11 @@ def grouped_cv_predictions(
     )
     kinds = _kinds_for(table.fields, kinds)
     n = len(table)
-    out = {k: Predictions(np.full(2 * n, np.nan), np.zeros(2 * n, bool), []) for k in kinds}
+    out = {k: np.full(2 * n, np.nan) for k in kinds}
     for i, (tr, te) in enumerate(folds):
         train, test = table.take(tr), table.take(te)
         for k in kinds:
-            pred, flag, cut = _fit_predict(k, train, test)
-            both = np.concatenate([te, n + te])
-            out[k].speed[both], out[k].flagged[both] = pred, flag
-            out[k].cuts.append(cut)
+            out[k][np.concatenate([te, n + te])] = _fit_predict(k, train, test)
         if progress:
             progress(i + 1, len(folds))
     return out
@@ -244,7 +223,7 @@ def evaluate(
     kinds: Sequence[Kind] = KINDS,
     n_splits: int = 10,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Predictions], np.ndarray]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """The report ``{"n_train", "n_test", "predictors": {kind: metrics}}`` (counts are pairs;
     metrics are over both jobs of each pair), the predictions and the measured speeds.
 
@@ -257,16 +236,11 @@ def evaluate(
     else:
         if test.fields != train.fields:
             raise ValueError("train and test pairs carry different profile fields")
-        preds = {}
-        for k in _kinds_for(train.fields, kinds):
-            pred, flag, cut = _fit_predict(k, train, test)
-            preds[k] = Predictions(pred, flag, [cut])
+        preds = {k: _fit_predict(k, train, test) for k in _kinds_for(train.fields, kinds)}
         actual, n_test = np.concatenate([test.speed_a, test.speed_b]), len(test)
     report = {
         "n_train": len(train),
         "n_test": n_test,
-        "predictors": {
-            k: interference_metrics(p.speed, actual, p.flagged) for k, p in preds.items()
-        },
+        "predictors": {k: interference_metrics(p, actual) for k, p in preds.items()},
     }
     return report, preds, actual

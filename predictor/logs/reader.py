@@ -40,8 +40,8 @@ class LogReadResult:
 
     path: str
     format: str
-    jobs: pd.DataFrame
-    errors: list[LogError] = field(default_factory=list)
+    jobs: pd.DataFrame = field(repr=False)
+    errors: list[LogError] = field(default_factory=list, repr=False)
     n_errors: int = 0
 
 
@@ -65,8 +65,11 @@ def iter_log(
 ) -> Iterator[pd.DataFrame]:
     """Yield the log at ``path`` as canonical job-table chunks (each from ≤ ``chunk_rows`` lines).
 
-    Bad lines are skipped and recorded in ``sink`` (pass one to see them);
-    with ``strict`` the first bad line raises :class:`LogFormatError`.
+    Bad lines are skipped and recorded in ``sink`` (pass an
+    :class:`~predictor.logs.errors.ErrorSink` to see them; it carries its own
+    ``strict``); with ``strict`` the first bad line raises
+    :class:`LogFormatError`. Memory is bounded by ``chunk_rows`` lines plus 8
+    bytes per job for the duplicate-id check.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")

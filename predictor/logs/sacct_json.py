@@ -55,8 +55,11 @@ class _Stream:
         self.fh = fh
         self.buf = ""
         self.pos = 0
-        self.line = 1  # line number of buf[0]
         self.eof = False
+        # Line-number cursor: buf[self._mark] is on line self._line. It only moves
+        # forward, so counting newlines costs O(file) in all.
+        self._mark = 0
+        self._line = 1
 
     def _more(self) -> bool:
         if self.eof:
@@ -65,13 +68,18 @@ class _Stream:
         if not chunk:
             self.eof = True
             return False
-        self.line += self.buf.count("\n", 0, self.pos)
+        self._line = self.line_at(self.pos)
         self.buf = self.buf[self.pos :] + chunk
-        self.pos = 0
+        self.pos = self._mark = 0
         return True
 
     def line_at(self, pos: int) -> int:
-        return self.line + self.buf.count("\n", 0, pos)
+        """The 1-based line of ``buf[pos]`` (``pos`` at or after the last one asked about)."""
+        if pos < self._mark:  # only after an error looked back: count afresh from the mark
+            return self._line - self.buf.count("\n", pos, self._mark)
+        self._line += self.buf.count("\n", self._mark, pos)
+        self._mark = pos
+        return self._line
 
     def peek(self) -> str:
         """The next non-blank character ("" at end of file)."""

@@ -51,7 +51,10 @@ class DurationConfig:
     subsample: float = 0.8
     colsample: float = 0.8
     max_bin: int = 64
-    rf_max_rows: int = 200_000
+    rf_n_estimators: int = 50
+    rf_max_rows: int = 50_000
+    validation_fraction: float = 0.15  # newest rows held out to pick shrinkage and interval
+    shrink_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     n_jobs: int = 1
     seed: int = 0
 
@@ -77,6 +80,7 @@ class DurationModel:
     feature_names: tuple[str, ...] = FEATURE_NAMES
     schema_version: int = FEATURE_SCHEMA_VERSION
     interval: tuple[float, float] = (-1.0, 1.0)  # residual log-quantiles
+    shrink: float = 1.0  # weight of the learned correction on top of the anchor
     n_train: int = 0
     estimator: Any = None
 
@@ -89,7 +93,27 @@ class DurationModel:
             raise ValueError("cannot fit a duration model on zero jobs")
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"{X.shape[0]} feature rows but {y.shape[0]} run times")
-        target = y - anchor_log(X, self.feature_names)
+        anchor = anchor_log(X, self.feature_names)
+        cfg = self.config
+        n_val = int(X.shape[0] * cfg.validation_fraction) if X.shape[0] >= 500 else 0
+        fit_rows = slice(0, X.shape[0] - n_val)
+        self.estimator = self._fit_estimator(X[fit_rows], (y - anchor)[fit_rows])
+        if n_val:
+            # choose how far to trust the correction on the newest (held-out) rows
+            val = slice(X.shape[0] - n_val, X.shape[0])
+            raw, err0 = self._raw(X[val]), (y - anchor)[val]
+            scores = [np.exp(-np.abs(err0 - lam * raw)).mean() for lam in cfg.shrink_grid]
+            self.shrink = float(cfg.shrink_grid[int(np.argmax(scores))])
+            residual = err0 - self.shrink * raw
+        else:
+            self.shrink = 1.0
+            residual = (y - anchor) - self._raw(X)
+        lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
+        self.interval = (float(lo), float(hi))
+        self.n_train = int(X.shape[0])
+        return self
+
+    def _fit_estimator(self, X: np.ndarray, target: np.ndarray) -> Any:
         cfg = self.config
         if cfg.kind == "xgboost":
             import xgboost as xgb
@@ -107,24 +131,18 @@ class DurationModel:
                 "seed": cfg.seed,
             }
             dtrain = xgb.DMatrix(X, label=target, nthread=cfg.n_jobs)
-            self.estimator = xgb.train(params, dtrain, cfg.n_estimators)
-        else:
-            from sklearn.ensemble import RandomForestRegressor
+            return xgb.train(params, dtrain, cfg.n_estimators)
+        from sklearn.ensemble import RandomForestRegressor
 
-            rows = X.shape[0]
-            self.estimator = RandomForestRegressor(
-                n_estimators=cfg.n_estimators,
-                min_samples_leaf=int(cfg.min_child_weight),
-                max_features=cfg.colsample / 2,
-                max_samples=min(1.0, cfg.rf_max_rows / rows) if rows > 1 else None,
-                n_jobs=cfg.n_jobs,
-                random_state=cfg.seed,
-            ).fit(X, target)
-        residual = target - self._raw(X)
-        lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
-        self.interval = (float(lo), float(hi))
-        self.n_train = int(X.shape[0])
-        return self
+        rows = X.shape[0]
+        return RandomForestRegressor(
+            n_estimators=cfg.rf_n_estimators,
+            min_samples_leaf=int(cfg.min_child_weight),
+            max_features=cfg.colsample / 2,
+            max_samples=min(1.0, cfg.rf_max_rows / rows) if rows > 1 else None,
+            n_jobs=cfg.n_jobs,
+            random_state=cfg.seed,
+        ).fit(X, target)
 
     # --- prediction --------------------------------------------------------
     def _raw(self, X: np.ndarray) -> np.ndarray:
@@ -137,7 +155,7 @@ class DurationModel:
     def predict_log(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Predicted natural-log run times."""
         X = _matrix(X)
-        return self._raw(X) + anchor_log(X, self.feature_names)
+        return self.shrink * self._raw(X) + anchor_log(X, self.feature_names)
 
     def predict(
         self, X: np.ndarray | pd.DataFrame, gpus: np.ndarray | pd.Series | None = None
@@ -176,11 +194,14 @@ class DurationModel:
             "feature_schema_version": self.schema_version,
             "feature_names": list(self.feature_names),
             "interval_log": list(self.interval),
+            "shrink": self.shrink,
             "n_train": self.n_train,
         }
 
     def save(self, folder: Path | str) -> Path:
         """Write ``model.pkl`` into ``folder``; returns its path."""
+        if self.estimator is None:
+            raise RuntimeError("refusing to save an unfitted DurationModel")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / MODEL_FILE

@@ -139,7 +139,6 @@ class InterferenceModel:
         clip_target: float | None = 1.0,
         params: Mapping[str, Any] | None = None,
         monotone: bool = True,
-        inner_folds: int = 5,
         seed: int = 0,
     ) -> None:
         if kind not in KINDS:
@@ -151,9 +150,7 @@ class InterferenceModel:
         self.clip_target = clip_target
         self.params = dict(params or (XGB_PARAMS if kind == "xgboost" else RF_PARAMS))
         self.monotone = monotone
-        self.inner_folds = inner_folds
         self.seed = seed
-        self.slow_cut = SLOW_CUT
         self._est: Any = None
 
     @property
@@ -167,14 +164,8 @@ class InterferenceModel:
         b: pd.DataFrame | np.ndarray,
         speed_a: np.ndarray,
         speed_b: np.ndarray,
-        groups: np.ndarray | None = None,
     ) -> InterferenceModel:
-        """Train on measured pairs, both orientations: (a, b) -> speed_a and (b, a) -> speed_b.
-
-        With ``groups`` (one model-pair label per pair) the speed cut that flags
-        "slowdown worse than 15%" is learned too, from grouped inner
-        cross-validation on these pairs only (:meth:`slowed_down`); else it is 0.85.
-        """
+        """Train on measured pairs, both orientations: (a, b) -> speed_a and (b, a) -> speed_b."""
         xa, xb = self._matrix(a), self._matrix(b)
         y = np.concatenate([np.asarray(speed_a, float), np.asarray(speed_b, float)])
         if len(xa) != len(xb) or len(y) != 2 * len(xa) or len(xa) == 0:
@@ -184,8 +175,6 @@ class InterferenceModel:
         if self.kind == "heuristic":
             return self
         self._est = self._train(xa, xb, y)
-        if groups is not None:
-            self.slow_cut = self._learn_cut(xa, xb, y, np.asarray(groups))
         return self
 
     def _train(self, xa: np.ndarray, xb: np.ndarray, y: np.ndarray) -> Any:
@@ -209,40 +198,18 @@ class InterferenceModel:
         est = RandomForestRegressor(random_state=self.seed, n_jobs=1, **self.params)
         return est.fit(x, y)
 
-    def _learn_cut(
-        self, xa: np.ndarray, xb: np.ndarray, y: np.ndarray, groups: np.ndarray
-    ) -> float:
-        """The predicted-speed cut that flags as many jobs as are slowed below 0.85 (inner CV)."""
-        from sklearn.model_selection import GroupKFold
-
-        n_groups = len(np.unique(groups))
-        if n_groups < 3 or not np.any(y < SLOW_CUT):
-            return SLOW_CUT
-        oof = np.full(len(y), np.nan)
-        n = len(xa)
-        saved = self._est
-        for tr, te in GroupKFold(n_splits=min(self.inner_folds, n_groups)).split(xa, groups=groups):
-            self._est = self._train(xa[tr], xb[tr], np.concatenate([y[tr], y[n + tr]]))
-            both = self.predict(np.vstack([xa[te], xb[te]]), np.vstack([xb[te], xa[te]]))
-            oof[te], oof[n + te] = both[: len(te)], both[len(te) :]
-        self._est = saved
-        # Flag as many jobs as are really slowed down (precision = recall on the inner folds).
-        cut = float(np.quantile(oof, np.mean(y < SLOW_CUT)))
-        return float(np.clip(cut, SLOW_CUT - 0.05, SLOW_CUT + 0.05))
-
     def slowed_down(self, a: Any, b: Any, slowdown: float = 1.0 - SLOW_CUT) -> np.ndarray:
-        """Whether ``a`` is predicted slowed by more than ``slowdown`` next to ``b``.
-
-        Uses the learned cut for 15% (shifted by the same amount for other thresholds).
-        """
-        return self.predict(a, b) < (1.0 - slowdown) + (self.slow_cut - SLOW_CUT)
+        """Whether ``a`` is predicted slowed by more than ``slowdown`` next to ``b``."""
+        return self.predict(a, b) < 1.0 - slowdown
 
     def _matrix(self, p: pd.DataFrame | np.ndarray | Sequence[Any]) -> np.ndarray:
         if isinstance(p, np.ndarray):
             if p.ndim != 2 or p.shape[1] != len(self.fields):
                 raise ValueError(f"profile matrix must be (n, {len(self.fields)}), got {p.shape}")
-            return p.astype(np.float64, copy=False)
-        return profile_matrix(p, self.fields)
+            m = p.astype(np.float64, copy=False)
+        else:
+            m = profile_matrix(p, self.fields)
+        return np.where(np.isinf(m), np.nan, m)
 
     def predict(self, a: Any, b: Any) -> np.ndarray:
         """``speed(a | b)`` for each row pair (profiles as frames, matrices or sequences)."""
@@ -266,7 +233,7 @@ class InterferenceModel:
         """Write the model atomically (a versioned pickle)."""
         state = {"format": _FORMAT, "kind": self.kind, "fields": self.fields,
                  "clip_target": self.clip_target, "params": self.params, "seed": self.seed,
-                 "monotone": self.monotone, "slow_cut": self.slow_cut,
+                 "monotone": self.monotone,
                  "est": self._est}  # fmt: skip
         atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -283,7 +250,6 @@ class InterferenceModel:
                     params=state["params"], monotone=state["monotone"],
                     seed=state["seed"])  # fmt: skip
         model._est = state["est"]
-        model.slow_cut = state["slow_cut"]
         return model
 
 
@@ -298,9 +264,7 @@ def default_model() -> InterferenceModel:
     if not (pairs.exists() and profiles.exists()):
         return InterferenceModel("heuristic")
     table = load_lucid(pairs, profiles)
-    return InterferenceModel("xgboost").fit(
-        table.a, table.b, table.speed_a, table.speed_b, groups=table.group
-    )
+    return InterferenceModel("xgboost").fit(table.a, table.b, table.speed_a, table.speed_b)
 
 
 def pair_speeds(

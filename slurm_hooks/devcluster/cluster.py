@@ -119,11 +119,11 @@ class DevCluster:
         if want_service:
             tags["service"] = images.service_tag(self.spec.version)
         if not images.image_exists(tags["slurm"]):
-            images.build_slurm(self.spec.version, self.progress)
+            tags["slurm"] = images.build_slurm(self.spec.version, self.progress)
             report.built.append(tags["slurm"])
         if want_service and not images.image_exists(tags["service"]):
-            try:
-                images.build_service(self.spec.version, self.progress)
+            try:  # the source may change during a long build: use the tag that was built
+                tags["service"] = images.build_service(self.spec.version, self.progress)
                 report.built.append(tags["service"])
             except DockerError as exc:
                 if with_service:  # asked for explicitly: fail
@@ -197,7 +197,7 @@ class DevCluster:
         entry = "slurmd" if role in self.spec.node_names else role
         self.progress(f"creating {name}")
         docker(
-            "run", "-d", "--init", "--network", "host", "--name", name,
+            "run", "-d", "--pull", "never", "--init", "--network", "host", "--name", name,
             "--label", LABEL, "--label", f"foresight.role={role}",
             "--label", f"foresight.slurm={self.spec.version}",
             "--label", f"foresight.config={config_id}", "--label", f"foresight.image={image}",

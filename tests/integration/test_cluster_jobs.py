@@ -53,10 +53,12 @@ def test_gpu_job_lands_on_a_gpu_node(cluster: DevCluster, slurm: SlurmAdapter,
 
 
 def test_queue_sees_pending_and_running_and_update_job_sticks(
-    slurm: SlurmAdapter, sbatch: Callable[..., str]
+    cluster: DevCluster, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
-    running = sbatch("-J", "it-run", "--wrap", "sleep 60")
-    waiting = sbatch("-J", "it-wait", "--dependency", f"afterok:{running}", "--wrap", "true")
+    gpu_nodes = str(len(cluster.spec.gpu_nodes))
+    running = sbatch("-J", "it-run", "-p", "gpu", "-N", gpu_nodes, "--exclusive", "--wrap",
+                     "sleep 60")
+    waiting = sbatch("-J", "it-wait", "-p", "gpu", "--gres=gpu:1", "--wrap", "true")
 
     def both_queued() -> pd.DataFrame | None:
         q = slurm.queue().set_index("job_id")
@@ -64,12 +66,12 @@ def test_queue_sees_pending_and_running_and_update_job_sticks(
         return q if ok else None
 
     q = wait_until(both_queued, 60, "one running and one pending job")
-    assert q.loc[waiting, "state"] == "PENDING" and q.loc[waiting, "reason"] == "Dependency"
+    assert q.loc[waiting, "state"] == "PENDING" and q.loc[waiting, "gpus"] == 1
     assert q.loc[running, "start_time"] > 0 and q.loc[running, "node_list"]
     slurm.update_job(waiting, site_factor=777, admin_comment="foresight: predicted 42 s")
     after = slurm.queue(states=["PENDING"]).set_index("job_id").loc[waiting]
     assert after.admin_comment == "foresight: predicted 42 s"
-    assert after.priority >= 777
+    assert after.site_factor == 777 and after.priority >= 777
 
 
 def test_up_again_is_idempotent_and_fast(cluster: DevCluster) -> None:

@@ -1,0 +1,148 @@
+"""Run-time predictor benchmarks.
+
+``python -m bench.duration`` (speed): train on the largest log, predict 100k
+jobs; rows/s for training, predictions/s single-job and batch, p99 single-job
+latency (features + model), against the ``last2`` baseline in the same run.
+
+``python -m bench.duration --table`` (accuracy): issue 2's protocol on the six
+named logs; writes ``docs/duration_results.json`` and ``docs/duration_accuracy.png``
+and prints the markdown table for ``docs/duration.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from predictor.evaluation import METRIC_NAMES, evaluate_duration
+from predictor.features import build_feature_row, causal_features
+from predictor.history import HistoryStore, job_keys
+from predictor.logs import read_log
+from predictor.models.duration import DurationModel
+from predictor.state import PROJECT_ROOT, data_dir
+
+LOGS: dict[str, str] = {
+    "KTH-SP2": "hpc_swf/KTH-SP2-1996-2.1-cln.swf.gz",
+    "LANL-CM5": "hpc_swf/LANL-CM5-1994-4.1-cln.swf.gz",
+    "NASA-iPSC": "hpc_swf/NASA-iPSC-1993-3.1-cln.swf.gz",
+    "MetaCentrum": "hpc_swf/MetaCentrum-wagap-2013-alea.swf.gz",
+    "LCG": "extra/LCG.swf.gz",
+    "Philly": "gpu_jobs/philly_jobs_pollux.csv",
+}
+LARGEST = "LCG"
+
+
+def speed(n_predict: int = 100_000) -> None:
+    """Training and prediction throughput on the largest log."""
+    jobs = read_log(data_dir() / LOGS[LARGEST]).jobs
+    jobs = jobs[jobs["run_time"] > 0].sort_values("submit_time").reset_index(drop=True)
+    t0 = time.perf_counter()
+    feats = causal_features(jobs)
+    t_feat = time.perf_counter() - t0
+    train = np.arange(len(jobs) - n_predict) if len(jobs) > 2 * n_predict else np.arange(
+        len(jobs) // 2)
+    t0 = time.perf_counter()
+    model = DurationModel().fit(feats.X[train], jobs["run_time"].to_numpy()[train])
+    t_fit = time.perf_counter() - t0
+    test = np.arange(len(jobs) - n_predict, len(jobs))
+    t0 = time.perf_counter()
+    model.predict(feats.X[test])
+    t_batch = time.perf_counter() - t0
+
+    # single job: features from a live store + model, vs last2 from the same store
+    store = HistoryStore()
+    store.add_completed(jobs.iloc[train])
+    records = jobs.iloc[test[:2000]].to_dict("records")
+    lat_model, lat_last2 = [], []
+    for job in records:
+        t0 = time.perf_counter()
+        model.predict_one(build_feature_row(job, store))
+        lat_model.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        store.last2(job, job_keys(job))
+        lat_last2.append(time.perf_counter() - t0)
+    lat = np.asarray(lat_model)
+    base = np.asarray(lat_last2)
+    n_rows = len(jobs)
+    print(f"log {LARGEST}: {n_rows} jobs")
+    print(f"causal features      {n_rows / t_feat:12,.0f} rows/s ({t_feat:.1f} s)")
+    print(f"training (xgboost)   {len(train) / t_fit:12,.0f} rows/s ({t_fit:.1f} s, "
+          f"{len(train)} rows) -> 1M rows ~ {1e6 / (len(train) / t_fit):.0f} s (+ features "
+          f"{1e6 / (n_rows / t_feat):.0f} s)")
+    print(f"batch prediction     {n_predict / t_batch:12,.0f} predictions/s")
+    print(f"single job (feat+model) {1 / lat.mean():9,.0f} predictions/s, "
+          f"p50 {np.percentile(lat, 50) * 1e3:.3f} ms, p99 {np.percentile(lat, 99) * 1e3:.3f} ms")
+    print(f"single job last2     {1 / base.mean():12,.0f} predictions/s, "
+          f"p99 {np.percentile(base, 99) * 1e3:.4f} ms; foresight/last2 latency ratio "
+          f"{np.percentile(lat, 99) / np.percentile(base, 99):.0f}x")
+
+
+def table(out_dir: Path) -> None:
+    """Issue 2's protocol on the six logs -> JSON, markdown table and PNG plot."""
+    from rich.progress import Progress
+
+    results = []
+    with Progress() as bar:
+        task = bar.add_task("logs", total=len(LOGS))
+        for name, rel in LOGS.items():
+            bar.update(task, description=name)
+            t0 = time.perf_counter()
+            report = evaluate_duration(read_log(data_dir() / rel).jobs, log=name)
+            report["seconds"] = round(time.perf_counter() - t0, 1)
+            results.append(report)
+            bar.advance(task)
+            (out_dir / "duration_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+    plot(results, out_dir / "duration_accuracy.png")
+
+
+def markdown(results: list[dict]) -> str:
+    """One markdown table row per log and predictor."""
+    lines = ["| log | predictor | " + " | ".join(METRIC_NAMES) + " |",
+             "|---|---|" + "---|" * len(METRIC_NAMES)]
+    for report in results:
+        for pred, m in report["predictors"].items():
+            lines.append(f"| {report['log']} | {pred} | "
+                         + " | ".join(f"{m[k]:.3f}" for k in METRIC_NAMES) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Accuracy, within-2x and Spearman per predictor per log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    preds = ["foresight", "xgboost", "random_forest", "requested", "last2", "helios_naive"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=False)
+    x = np.arange(len(results))
+    width = 0.8 / len(preds)
+    for ax, metric in zip(axes, ("accuracy", "within_2x", "spearman"), strict=True):
+        for k, pred in enumerate(preds):
+            vals = [r["predictors"].get(pred, {}).get(metric, np.nan) for r in results]
+            ax.bar(x + k * width, vals, width, label=pred)
+        ax.set_xticks(x + 0.4 - width / 2, [r["log"] for r in results], rotation=30)
+        ax.set_title(metric)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", action="store_true", help="accuracy table on the six logs")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
+    args = parser.parse_args()
+    if args.table:
+        table(args.out)
+    else:
+        speed()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Benchmark of placement hints: ``python -m bench.interference``.
+
+Trains the XGBoost interference model (and the random forest) on the Lucid pairs,
+then times :func:`placement_hints` for one node with 8 running jobs (real Lucid
+profiles drawn at random), and for 16 such nodes, with each predictor; the
+heuristic, timed in the same run, is the baseline. Target: p99 < 2 ms for one
+node with 8 running jobs. Writes ``out/bench/interference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from predictor.interference.evaluation import load_lucid
+from predictor.interference.hints import placement_hints
+from predictor.interference.profiles import JobProfile
+from predictor.models.interference import InterferenceModel
+from predictor.state import PROJECT_ROOT, atomic_write_json, data_dir
+
+TARGET_P99_MS = 2.0
+OUT = PROJECT_ROOT / "out" / "bench" / "interference.json"
+
+
+def _profiles(table_a: pd.DataFrame) -> list[JobProfile]:
+    rows = table_a.drop_duplicates().to_dict("records")
+    return [JobProfile.model_validate({k: v for k, v in r.items() if v == v}) for r in rows]
+
+
+def _time_hints(
+    model: InterferenceModel,
+    profiles: list[JobProfile],
+    nodes: int,
+    per_node: int,
+    reps: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Per-call latency in ms of placement_hints over ``nodes`` nodes of ``per_node`` jobs."""
+    out = np.empty(reps)
+    for i in range(reps):
+        new = profiles[rng.integers(len(profiles))]
+        layout = {f"n{j}": [profiles[k] for k in rng.integers(len(profiles), size=per_node)]
+                  for j in range(nodes)}  # fmt: skip
+        start = time.perf_counter()
+        placement_hints(new, layout, model)
+        out[i] = (time.perf_counter() - start) * 1e3
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and print latencies, ratios to the heuristic and the target."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2000, help="calls per scenario")
+    args = parser.parse_args()
+    folder = data_dir() / "interference"
+    table = load_lucid(folder / "lucid_colocate_info.csv", folder / "lucid_single_data.csv")
+    profiles = _profiles(table.a)
+    models = {"heuristic": InterferenceModel("heuristic")}
+    for kind in ("xgboost", "random_forest"):
+        models[kind] = InterferenceModel(kind).fit(table.a, table.b, table.speed_a, table.speed_b)
+    rng = np.random.default_rng(0)
+    results: dict[str, dict[str, float]] = {}
+    for name, model in track(models.items(), description="timing hints"):
+        _time_hints(model, profiles, 1, 8, 50, rng)  # warm-up
+        for nodes in (1, 16):
+            ms = _time_hints(model, profiles, nodes, 8, args.reps, rng)
+            results[f"{name}/{nodes}x8"] = {
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+            }
+    table_out = Table(title=f"placement_hints latency ({args.reps} calls each; 8 running jobs "
+                      "per node)")  # fmt: skip
+    for col in ("predictor / nodes", "p50 ms", "p99 ms", "p99 vs heuristic"):
+        table_out.add_column(col, justify="right")
+    for key, r in results.items():
+        base = results[f"heuristic/{key.split('/')[1]}"]["p99_ms"]
+        table_out.add_row(key, f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                          f"{r['p99_ms'] / base:.1f}x")  # fmt: skip
+    console = Console()
+    console.print(table_out)
+    p99 = results["xgboost/1x8"]["p99_ms"]
+    verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
+    console.print(f"xgboost, one node with 8 running jobs: p99 {p99:.3f} ms ({verdict} the "
+                  f"{TARGET_P99_MS} ms target)")  # fmt: skip
+    atomic_write_json(OUT, {"target_p99_ms": TARGET_P99_MS, "results": results})
+    console.print(f"wrote {OUT.relative_to(PROJECT_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Metrics on hand-computed examples, the model API, causal replay, and a real-log check."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.evaluation import evaluate_duration, runtime_metrics
+from predictor.features import FEATURE_NAMES
+from predictor.logs import read_log
+from predictor.logs.schema import to_canonical
+from predictor.models.duration import CausalSchedule, DurationModel, causal_predictions
+
+
+def test_metrics_hand_computed() -> None:
+    m = runtime_metrics(np.array([100.0, 50.0, 400.0]), np.array([100.0, 100.0, 100.0]))
+    assert m["accuracy"] == pytest.approx((1 + 0.5 + 0.25) / 3)
+    assert m["within_2x"] == pytest.approx(2 / 3)
+    assert m["median_ape"] == pytest.approx(0.5)  # |p-a|/a = 0, .5, 3
+    assert m["mae_log10"] == pytest.approx((0 + math.log10(2) + math.log10(4)) / 3)
+    perfect = runtime_metrics(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0]))
+    assert perfect["spearman"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive"):
+        runtime_metrics(np.array([1.0]), np.array([0.0]))
+
+
+def _synthetic(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 20, n)
+    base = np.exp(rng.normal(6, 1.5, 20))[users]
+    run = base * np.exp(rng.normal(0, 0.2, n))
+    submit = np.sort(rng.uniform(0, 3e6, n))
+    return to_canonical(pd.DataFrame({
+        "job_id": np.arange(n).astype(str), "user": users.astype(str), "cpus": 1 + users % 4,
+        "time_limit": base * 4, "submit_time": submit, "start_time": submit,
+        "end_time": submit + run, "run_time": run,
+    }))
+
+
+def test_model_predicts_intervals_and_gpu_time(tmp_path: Path) -> None:
+    jobs = _synthetic()
+    pred = causal_predictions(jobs, schedule=CausalSchedule(first_fit=1000))
+    assert list(pred.index) == list(jobs.index)
+    assert {"runtime_s", "runtime_lo_s", "runtime_hi_s", "last2_s", "helios_s"} <= set(pred)
+    tail = pred.iloc[1000:]
+    assert (tail["runtime_lo_s"] <= tail["runtime_s"]).all()
+    assert (tail["runtime_s"] <= tail["runtime_hi_s"]).all()
+    assert (pred["model_fit"].iloc[:1000] == -1).all() and (tail["model_fit"] >= 0).all()
+    acc = runtime_metrics(tail["runtime_s"].to_numpy(), jobs["run_time"].to_numpy()[1000:])
+    assert acc["accuracy"] > 0.7  # per-user run times are tight around the user's level
+
+    X = np.random.default_rng(1).normal(size=(600, len(FEATURE_NAMES)))
+    model = DurationModel().fit(X, np.exp(4 + X[:, 0]))
+    frame = model.predict(X[:5], gpus=np.array([0, 1, 2, 4, 8]))
+    assert np.allclose(frame["gpu_time_s"], frame["runtime_s"] * [0, 1, 2, 4, 8])
+    one = model.predict_one(X[0])
+    assert one[0] == pytest.approx(frame["runtime_s"].iloc[0], rel=1e-5)
+    model.save(tmp_path)
+    again = DurationModel.load(tmp_path)
+    assert np.allclose(again.predict(X[:5])["runtime_s"], frame["runtime_s"])
+
+
+def test_causal_predictions_ignore_future_jobs() -> None:
+    jobs = _synthetic(800)
+    full = causal_predictions(jobs, schedule=CausalSchedule(first_fit=500, retrain_every=10**6))
+    # changing run times of jobs that end after job k's submit cannot change job k's prediction
+    k = 600
+    later = jobs["end_time"] > jobs["submit_time"].iloc[k]
+    changed = jobs.copy()
+    changed.loc[later & (changed.index != k), "run_time"] *= 7.0
+    changed.loc[later, "end_time"] = changed["start_time"] + changed["run_time"]
+    again = causal_predictions(changed, schedule=CausalSchedule(first_fit=500,
+                                                                retrain_every=10**6))
+    assert again["runtime_s"].iloc[k] == pytest.approx(full["runtime_s"].iloc[k], rel=1e-6)
+    assert again["last2_s"].iloc[k] == pytest.approx(full["last2_s"].iloc[k])
+
+
+@pytest.mark.timeout(120)
+def test_foresight_beats_last2_on_a_real_log_slice(data: Path) -> None:
+    jobs = read_log(data / "hpc_swf" / "KTH-SP2-1996-2.1-cln.swf.gz").jobs.iloc[:8000]
+    report = evaluate_duration(jobs, log="KTH slice", predictors=("foresight", "last2"))
+    assert report["n_train"] + report["n_test"] <= 8000
+    preds = report["predictors"]
+    assert preds["foresight"]["accuracy"] > preds["last2"]["accuracy"]

@@ -1,0 +1,156 @@
+"""The interference model: symmetric pairs, baselines in one code path, save/load, pair_speeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.interference.evaluation import (
+    PairTable,
+    evaluate,
+    interference_metrics,
+    load_gavel,
+    load_lucid,
+)
+from predictor.interference.profiles import ProfileError
+from predictor.models.interference import (
+    InterferenceModel,
+    heuristic_speed,
+    pair_feature_names,
+    pair_features,
+    pair_speeds,
+)
+
+SMALL_XGB = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.2}
+
+
+@pytest.fixture(scope="module")
+def lucid(data: Path) -> PairTable:
+    folder = data / "interference"
+    return load_lucid(folder / "lucid_colocate_info.csv", folder / "lucid_single_data.csv")
+
+
+def test_heuristic_is_time_slicing_share() -> None:
+    np.testing.assert_allclose(heuristic_speed([30, 80, 0], [50, 120, 0]), [1.0, 0.5, 1.0])
+    model = InterferenceModel("heuristic")
+    a, b = pd.DataFrame({"gpu_util": [80.0]}), pd.DataFrame({"gpu_util": [120.0]})
+    speed_a, speed_b = model.predict_pairs(a, b)
+    assert speed_a[0] == speed_b[0] == pytest.approx(0.5)
+
+
+def test_feature_names_match_columns() -> None:
+    fields = ("gpu_util", "gmem_util", "amp")
+    x = pair_features(np.ones((3, 3)), np.ones((3, 3)), fields)
+    assert x.shape[1] == len(pair_feature_names(fields))
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="xgboost, random_forest, heuristic"):
+        InterferenceModel("svm")  # type: ignore[arg-type]
+
+
+def test_lucid_loader_joins_every_pair(lucid: PairTable) -> None:
+    assert len(lucid) == 1091
+    assert len(np.unique(lucid.group)) == 46
+    assert lucid.a["gpu_util"].between(0, 100).all()
+    assert set(lucid.a.columns) >= {"gpu_util", "gmem_util", "gmem_mb", "batch_size", "amp"}
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
+def test_one_model_gives_both_speeds_symmetrically(lucid: PairTable, kind: str) -> None:
+    params = SMALL_XGB if kind == "xgboost" else {"n_estimators": 20}
+    model = InterferenceModel(kind, params=params).fit(  # type: ignore[arg-type]
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    sa, sb = model.predict_pairs(lucid.a[:50], lucid.b[:50])
+    rb, ra = model.predict_pairs(lucid.b[:50], lucid.a[:50])
+    np.testing.assert_allclose(sa, ra)
+    np.testing.assert_allclose(sb, rb)
+    # in-sample fit beats the heuristic clearly
+    fitted = np.concatenate(model.predict_pairs(lucid.a, lucid.b))
+    actual = np.concatenate([lucid.speed_a, lucid.speed_b])
+    heur = heuristic_speed(np.r_[lucid.a.gpu_util, lucid.b.gpu_util],
+                           np.r_[lucid.b.gpu_util, lucid.a.gpu_util])  # fmt: skip
+    assert np.mean(np.abs(fitted - actual)) < np.mean(np.abs(heur - actual))
+
+
+def test_xgboost_is_monotone_in_co_runner_load(lucid: PairTable) -> None:
+    model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    me = lucid.a.iloc[[0] * 11].reset_index(drop=True)
+    other = lucid.b.iloc[[0] * 11].reset_index(drop=True).assign(gpu_util=np.linspace(0, 100, 11))
+    speeds = model.predict(me, other)
+    # constrained features are monotone; the unconstrained utilisation share may wiggle a little
+    assert np.max(np.diff(speeds)) < 0.01
+    assert speeds[-1] < speeds[0] - 0.05
+
+
+def test_save_load_round_trip(lucid: PairTable, tmp_path: Path) -> None:
+    model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    path = tmp_path / "interference.pkl"
+    model.save(path)
+    again = InterferenceModel.load(path)
+    np.testing.assert_allclose(again.predict(lucid.a, lucid.b), model.predict(lucid.a, lucid.b))
+    (tmp_path / "junk.pkl").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable interference model"):
+        InterferenceModel.load(tmp_path / "junk.pkl")
+
+
+def test_unfitted_model_refuses_to_predict() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        InterferenceModel("xgboost").predict([{"gpu_util": 50}], [{"gpu_util": 50}])
+
+
+def test_pair_speeds_for_the_simulator() -> None:
+    model = InterferenceModel("heuristic")
+    assert pair_speeds({"gpu_util": 80}, {"gpu_util": 70}, model) == pytest.approx((2 / 3, 2 / 3))
+    assert pair_speeds({"gpu_util": 10}, {"gpu_util": 20}, model) == (1.0, 1.0)
+    with pytest.raises(ProfileError, match="gpu_util"):
+        pair_speeds({"gpu_util": 190}, {"gpu_util": 20}, model)
+
+
+def test_metrics_on_known_values() -> None:
+    m = interference_metrics(np.array([0.8, 0.9, 0.7, 1.0]), np.array([0.8, 0.8, 0.95, 1.0]))
+    assert m["mae"] == pytest.approx((0 + 0.1 + 0.25 + 0) / 4)
+    assert m["precision_15"] == pytest.approx(0.5)
+    assert m["recall_15"] == pytest.approx(0.5)
+    none = interference_metrics(np.ones(3), np.ones(3))
+    assert none["precision_15"] is None and none["recall_15"] is None
+
+
+def test_grouped_cv_scores_unseen_pairs(lucid: PairTable) -> None:
+    keep = np.isin(lucid.group, np.unique(lucid.group)[:8])
+    table = lucid.take(np.flatnonzero(keep))
+    report, preds, actual = evaluate(table, n_splits=4, kinds=("heuristic", "random_forest"))
+    assert report["n_train"] == report["n_test"] == len(table)
+    assert set(report["predictors"]) == {"heuristic", "random_forest"}
+    heur = heuristic_speed(np.r_[table.a.gpu_util, table.b.gpu_util],
+                           np.r_[table.b.gpu_util, table.a.gpu_util])  # fmt: skip
+    assert report["predictors"]["heuristic"]["mae"] == pytest.approx(np.mean(np.abs(heur - actual)))
+    assert np.all(np.isfinite(preds["random_forest"]))
+
+
+def test_missing_profile_is_named(tmp_path: Path, data: Path) -> None:
+    folder = data / "interference"
+    profiles = pd.read_csv(folder / "lucid_single_data.csv")
+    profiles[profiles.model != "LSTM"].to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(ValueError, match=r"no solo profile.*LSTM"):
+        load_lucid(folder / "lucid_colocate_info.csv", tmp_path / "p.csv")
+    profiles.loc[0, "gpu_util"] = 140
+    profiles.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ProfileError, match=r"line 2.*gpu_util"):
+        load_lucid(folder / "lucid_colocate_info.csv", tmp_path / "bad.csv")
+
+
+def test_gavel_pairs_are_relative_speeds(data: Path) -> None:
+    table = load_gavel(data / "interference" / "gavel_physical_cluster_throughputs.json")
+    speeds = np.concatenate([table.speed_a, table.speed_b])
+    assert len(table) > 500
+    assert np.all(speeds > 0) and np.median(speeds) < 1
+    assert table.fields == ("batch_size", "gpu_speedup", "solo_throughput")
