@@ -31,12 +31,12 @@ class PlannerConfig:
     step_s: int = 600
     boot_s: int = 300
     horizon_steps: int = 6
-    wake_buffer: int = 3
-    wake_margin: int = 20
-    keep_buffer: int = 5
-    lookback_steps: int = 144
+    wake_buffer: int = 2
+    wake_margin: int = 40
+    keep_buffer: int = 10
+    lookback_steps: int = 18
     lookback_decay: float = 0.0
-    peak_window: int = 36
+    peak_window: int = 72
     peak_quantile: float = 0.8
     trend_steps: int = 6
     wake_trend: float = 0.0

@@ -59,8 +59,9 @@ class SlurmCommandError(RuntimeError):
 
 def _run(argv: Sequence[str], timeout: float) -> str:
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
     except FileNotFoundError as exc:
         raise SlurmCommandError(argv, 127, f"{argv[0]}: command not found") from exc
     except subprocess.TimeoutExpired as exc:
@@ -237,31 +238,33 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
         if not mem > 0:  # NaN, or 24.11's "set" 0 when memory was not requested per node
             mem = _tres_mem_mb(j.get("tres_req_str"))
         limit = number(j.get("time_limit"))
-        rows.append({
-            "job_id": str(j.get("job_id")),
-            "user": j.get("user_name") or "",
-            "account": j.get("account") or "",
-            "partition": j.get("partition") or "",
-            "job_name": j.get("name") or "",
-            "qos": j.get("qos") or "",
-            "vc": j.get("partition") or "",
-            "cpus": number(j.get("cpus")),
-            "gpus": _gpus(j.get("tres_req_str"), j.get("tres_per_job"), j.get("tres_per_node")),
-            "nodes": nodes,
-            "mem_mb": mem,
-            "time_limit": limit * 60,
-            "submit_time": _epoch(j.get("submit_time")),
-            "start_time": _epoch(j.get("start_time")) if "RUNNING" in st else math.nan,
-            "end_time": math.nan,
-            "state": st[0] if st else "UNKNOWN",
-            "exit_code": math.nan,
-            "priority": number(j.get("priority")),
-            "site_factor": number(j.get("site_factor")),
-            "reason": _reason(j.get("state_reason")),
-            "node_list": j.get("nodes") or "",
-            "comment": j.get("comment") or "",
-            "admin_comment": j.get("admin_comment") or "",
-        })
+        rows.append(
+            {
+                "job_id": str(j.get("job_id")),
+                "user": j.get("user_name") or "",
+                "account": j.get("account") or "",
+                "partition": j.get("partition") or "",
+                "job_name": j.get("name") or "",
+                "qos": j.get("qos") or "",
+                "vc": j.get("partition") or "",
+                "cpus": number(j.get("cpus")),
+                "gpus": _gpus(j.get("tres_req_str"), j.get("tres_per_job"), j.get("tres_per_node")),
+                "nodes": nodes,
+                "mem_mb": mem,
+                "time_limit": limit * 60,
+                "submit_time": _epoch(j.get("submit_time")),
+                "start_time": _epoch(j.get("start_time")) if "RUNNING" in st else math.nan,
+                "end_time": math.nan,
+                "state": st[0] if st else "UNKNOWN",
+                "exit_code": math.nan,
+                "priority": number(j.get("priority")),
+                "site_factor": number(j.get("site_factor")),
+                "reason": _reason(j.get("state_reason")),
+                "node_list": j.get("nodes") or "",
+                "comment": j.get("comment") or "",
+                "admin_comment": j.get("admin_comment") or "",
+            }
+        )
     frame = _frame(rows, QUEUE_EXTRA)
     now = time.time()
     running = frame["state"] == "RUNNING"
@@ -283,29 +286,31 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
         if not gpus:
             gpus = _tres_gpus(tres.get("allocated")) or 0.0
         limit = number(t.get("limit"))
-        rows.append({
-            "job_id": str(j.get("job_id")),
-            "user": j.get("user") or "",
-            "account": j.get("account") or "",
-            "partition": j.get("partition") or "",
-            "job_name": j.get("name") or "",
-            "qos": j.get("qos") or "",
-            "vc": j.get("partition") or "",
-            "cpus": number(req.get("CPUs")),
-            "gpus": gpus,
-            "nodes": number(j.get("allocation_nodes")),
-            "mem_mb": _tres_value(tres.get("requested"), "mem"),
-            "time_limit": limit * 60,
-            "submit_time": _epoch(t.get("submission")),
-            "start_time": _epoch(t.get("start")),
-            "end_time": _epoch(t.get("end")),
-            "state": st[0] if st else "UNKNOWN",
-            "exit_code": _exit_code(j.get("exit_code")),
-            "node_list": "" if j.get("nodes") == "None assigned" else j.get("nodes") or "",
-            "comment": _comment(j.get("comment"), "job"),
-            "admin_comment": _comment(j.get("comment"), "administrator"),
-            "cluster": j.get("cluster") or "",
-        })
+        rows.append(
+            {
+                "job_id": str(j.get("job_id")),
+                "user": j.get("user") or "",
+                "account": j.get("account") or "",
+                "partition": j.get("partition") or "",
+                "job_name": j.get("name") or "",
+                "qos": j.get("qos") or "",
+                "vc": j.get("partition") or "",
+                "cpus": number(req.get("CPUs")),
+                "gpus": gpus,
+                "nodes": number(j.get("allocation_nodes")),
+                "mem_mb": _tres_value(tres.get("requested"), "mem"),
+                "time_limit": limit * 60,
+                "submit_time": _epoch(t.get("submission")),
+                "start_time": _epoch(t.get("start")),
+                "end_time": _epoch(t.get("end")),
+                "state": st[0] if st else "UNKNOWN",
+                "exit_code": _exit_code(j.get("exit_code")),
+                "node_list": "" if j.get("nodes") == "None assigned" else j.get("nodes") or "",
+                "comment": _comment(j.get("comment"), "job"),
+                "admin_comment": _comment(j.get("comment"), "administrator"),
+                "cluster": j.get("cluster") or "",
+            }
+        )
     return _frame(rows, ACCT_EXTRA)
 
 
@@ -344,8 +349,19 @@ class NodeInfo:
     @property
     def available(self) -> bool:
         """Up and schedulable: IDLE/MIXED/ALLOCATED, not drained, down, or powered off."""
-        bad = {"DRAIN", "DRAINING", "DRAINED", "NOT_RESPONDING", "POWERED_DOWN", "POWER_DOWN",
-               "POWERING_DOWN", "POWERING_UP", "INVALID_REG", "FAIL", "MAINTENANCE"}
+        bad = {
+            "DRAIN",
+            "DRAINING",
+            "DRAINED",
+            "NOT_RESPONDING",
+            "POWERED_DOWN",
+            "POWER_DOWN",
+            "POWERING_DOWN",
+            "POWERING_UP",
+            "INVALID_REG",
+            "FAIL",
+            "MAINTENANCE",
+        }
         return self.state in {"IDLE", "MIXED", "ALLOCATED", "COMPLETING"} and not bad & set(
             self.flags
         )
@@ -360,17 +376,19 @@ def parse_nodes(payload: Mapping[str, Any] | str) -> list[NodeInfo]:
         words = states(n.get("state")) + states(n.get("state_flags"))
         base = words[0] if words else "UNKNOWN"
         flags = tuple(dict.fromkeys(w for w in words[1:] if w != base))
-        out.append(NodeInfo(
-            name=str(n.get("name")),
-            state=base,
-            flags=flags,
-            cpus=int(number(n.get("cpus")) or 0),
-            alloc_cpus=int(number(n.get("alloc_cpus")) or 0),
-            gpus=_node_gpus(n.get("gres")),
-            features=tuple(as_list(n.get("active_features") or n.get("features"))),
-            partitions=tuple(as_list(n.get("partitions"))),
-            reason=_reason(n.get("reason")),
-        ))
+        out.append(
+            NodeInfo(
+                name=str(n.get("name")),
+                state=base,
+                flags=flags,
+                cpus=int(number(n.get("cpus")) or 0),
+                alloc_cpus=int(number(n.get("alloc_cpus")) or 0),
+                gpus=_node_gpus(n.get("gres")),
+                features=tuple(as_list(n.get("active_features") or n.get("features"))),
+                partitions=tuple(as_list(n.get("partitions"))),
+                reason=_reason(n.get("reason")),
+            )
+        )
     return out
 
 
@@ -401,10 +419,14 @@ class SlurmAdapter:
         """Slurm's version, e.g. ``22.05.8``."""
         return self.run(["scontrol", "--version"]).split()[-1]
 
-    def queue(self, *, states: Iterable[str] = ("PENDING", "RUNNING"),
-              users: Iterable[str] | None = None,
-              partitions: Iterable[str] | None = None,
-              with_site_factor: bool = True) -> pd.DataFrame:
+    def queue(
+        self,
+        *,
+        states: Iterable[str] = ("PENDING", "RUNNING"),
+        users: Iterable[str] | None = None,
+        partitions: Iterable[str] | None = None,
+        with_site_factor: bool = True,
+    ) -> pd.DataFrame:
         """Jobs in the queue (pending and running by default), filtered client-side.
 
         Neither version's squeue JSON carries the site factor; with ``with_site_factor``
@@ -448,17 +470,31 @@ class SlurmAdapter:
             nodes = [n for n in nodes if n.name in wanted]
         return nodes
 
-    def jobs(self, since: float | datetime, until: float | datetime | None = None, *,
-             states: Iterable[str] | None = None) -> pd.DataFrame:
+    def jobs(
+        self,
+        since: float | datetime,
+        until: float | datetime | None = None,
+        *,
+        states: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
         """Jobs from accounting (``sacct``) that ended (or were still active) since ``since``."""
         start = since.timestamp() if isinstance(since, datetime) else float(since)
-        end = time.time() if until is None else (
-            until.timestamp() if isinstance(until, datetime) else float(until)
+        end = (
+            time.time()
+            if until is None
+            else (until.timestamp() if isinstance(until, datetime) else float(until))
         )
         fmt = "%Y-%m-%dT%H:%M:%S"
-        argv = ["sacct", "--json", "-a", "-X",
-                "-S", time.strftime(fmt, time.localtime(start)),
-                "-E", time.strftime(fmt, time.localtime(end + 1))]
+        argv = [
+            "sacct",
+            "--json",
+            "-a",
+            "-X",
+            "-S",
+            time.strftime(fmt, time.localtime(start)),
+            "-E",
+            time.strftime(fmt, time.localtime(end + 1)),
+        ]
         frame = parse_sacct(self._json(argv))
         ended = frame["end_time"]
         keep = ended.isna() | ((ended >= start) & (ended <= end + 1))
@@ -466,8 +502,9 @@ class SlurmAdapter:
             keep &= frame["state"].isin({s.upper() for s in states})
         return frame[keep].drop_duplicates("job_id", keep="last").reset_index(drop=True)
 
-    def update_job(self, job_id: int | str, *, site_factor: int | None = None,
-                   admin_comment: str | None = None) -> None:
+    def update_job(
+        self, job_id: int | str, *, site_factor: int | None = None, admin_comment: str | None = None
+    ) -> None:
         """``scontrol update`` a job's site factor and/or admin comment (one call)."""
         fields = []
         if site_factor is not None:
@@ -478,8 +515,9 @@ class SlurmAdapter:
             raise ValueError("update_job needs site_factor and/or admin_comment")
         self.run(["scontrol", "update", f"JobId={job_id}", *fields])
 
-    def power_node(self, names: str | Iterable[str], action: Literal["up", "down"], *,
-                   force: bool = False) -> None:
+    def power_node(
+        self, names: str | Iterable[str], action: Literal["up", "down"], *, force: bool = False
+    ) -> None:
         """Ask Slurm to power nodes up or down (``state=power_up|power_down[_force]``)."""
         if action not in ("up", "down"):
             raise ValueError(f"action must be 'up' or 'down', not {action!r}")

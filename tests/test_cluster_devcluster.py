@@ -74,19 +74,23 @@ def test_names_and_uids_are_valid_and_stable() -> None:
 
 
 def test_plan_maps_log_jobs_onto_the_cluster() -> None:
-    jobs = to_canonical(pd.DataFrame({
-        "job_id": ["1", "2", "3"],
-        "user": ["42", "bob", ""],
-        "account": ["physics", "", ""],
-        "partition": ["q1", "q2", ""],
-        "cpus": [64, 2, math.nan],
-        "gpus": [0, 5, 0],
-        "nodes": [math.nan, 1, math.nan],
-        "time_limit": [7200, 600, math.nan],
-        "submit_time": [1000, 1060, 1120],
-        "start_time": [1010, 1100, 1130],
-        "end_time": [4610, 1400, 1131],
-    }))
+    jobs = to_canonical(
+        pd.DataFrame(
+            {
+                "job_id": ["1", "2", "3"],
+                "user": ["42", "bob", ""],
+                "account": ["physics", "", ""],
+                "partition": ["q1", "q2", ""],
+                "cpus": [64, 2, math.nan],
+                "gpus": [0, 5, 0],
+                "nodes": [math.nan, 1, math.nan],
+                "time_limit": [7200, 600, math.nan],
+                "submit_time": [1000, 1060, 1120],
+                "start_time": [1010, 1100, 1130],
+                "end_time": [4610, 1400, 1131],
+            }
+        )
+    )
     cluster = DevCluster(ClusterSpec())
     out = plan(jobs, cluster, speedup=60, max_sleep=30, log_name="x.swf")
     big, gpu, tiny = out

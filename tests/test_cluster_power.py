@@ -53,12 +53,28 @@ def test_failures_are_counted_not_raised(tmp_path: Path, capsys: pytest.CaptureF
 def test_ipmi_backend_builds_the_ipmitool_call(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
     monkeypatch.setattr(program, "_run_checked", lambda node, argv: seen.append(list(argv)))
-    cfg = {"backend": "ipmi", "bmc": "{node}-bmc.example", "user": "ops",
-           "password_file": "/etc/slurm/ipmi.pass"}
+    cfg = {
+        "backend": "ipmi",
+        "bmc": "{node}-bmc.example",
+        "user": "ops",
+        "password_file": "/etc/slurm/ipmi.pass",
+    }
     program.ipmi_power("gpu7", True, cfg)
     program.ipmi_power("gpu7", False, cfg)
-    assert seen[0] == ["ipmitool", "-I", "lanplus", "-H", "gpu7-bmc.example", "-U", "ops",
-                       "-f", "/etc/slurm/ipmi.pass", "chassis", "power", "on"]
+    assert seen[0] == [
+        "ipmitool",
+        "-I",
+        "lanplus",
+        "-H",
+        "gpu7-bmc.example",
+        "-U",
+        "ops",
+        "-f",
+        "/etc/slurm/ipmi.pass",
+        "chassis",
+        "power",
+        "on",
+    ]
     assert seen[1][-1] == "soft"
 
 
@@ -73,25 +89,34 @@ def test_program_resets_sigterm_and_path_then_detaches(tmp_path: Path) -> None:
     record = tmp_path / "calls"
     node_power = tmp_path / "node-power"
     node_power.write_text(
-        "#!/bin/sh\n"
-        f'echo "$1 $2 $(grep SigBlk /proc/$$/status | cut -f2) $PATH" >> {record}\n'
+        f'#!/bin/sh\necho "$1 $2 $(grep SigBlk /proc/$$/status | cut -f2) $PATH" >> {record}\n'
     )
     node_power.chmod(0o755)
     scontrol = tmp_path / "bin" / "scontrol"  # `scontrol show hostnames` stand-in
     scontrol.parent.mkdir()
     scontrol.write_text('#!/bin/sh\necho "$3" | tr "," "\\n"\n')
     scontrol.chmod(0o755)
-    cfg = write_config(tmp_path, f'backend = "command"\ncommand = ["{node_power}", "{{action}}",'
-                                 ' "{node}"]\n')
+    cfg = write_config(
+        tmp_path, f'backend = "command"\ncommand = ["{node_power}", "{{action}}", "{{node}}"]\n'
+    )
     log = tmp_path / "power.log"
-    env = {"PATH": f"{scontrol.parent}:/bin", "FORESIGHT_POWER_CONFIG": str(cfg),
-           "FORESIGHT_POWER_LOG": str(log)}
+    env = {
+        "PATH": f"{scontrol.parent}:/bin",
+        "FORESIGHT_POWER_CONFIG": str(cfg),
+        "FORESIGHT_POWER_LOG": str(log),
+    }
 
     def block_sigterm() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
-    proc = subprocess.run([sys.executable, str(POWER_DIR / "suspend"), "n1,n2"], env=env,
-                          preexec_fn=block_sigterm, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, str(POWER_DIR / "suspend"), "n1,n2"],
+        env=env,
+        preexec_fn=block_sigterm,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     for _ in range(100):  # the detached child finishes on its own
         if log.exists() and log.read_text().count("ok") == 2:

@@ -114,8 +114,9 @@ def test_philly_december_replay_beats_idle_timeout_on_wakeups_and_shortfall(data
     from energy.series import load_steps
 
     steps, _, name = load_steps(data / "utilization" / "philly_node_sequence.csv")
+    cfg = PlannerConfig(lookback_steps=144, wake_buffer=3, wake_margin=20, keep_buffer=5)
     result = replay(steps, name, test_start="2017-12-01", test_end="2017-12-14",
-                    forecaster="persistence")
+                    forecaster="persistence", config=cfg)
     fs, idle = result["policies"]["foresight"], result["policies"]["idle_timeout_30m"]
     persistence = result["forecast"]["baseline_rmse_1h"]["persistence_1h"]
     assert persistence == pytest.approx(18.07, abs=0.01)  # the 18.1

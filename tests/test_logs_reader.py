@@ -100,3 +100,25 @@ def test_cli_logs_check(tmp_path: Path) -> None:
     assert out.exit_code == 1
     out = runner.invoke(app, ["logs", "check", "--format", "nope", str(path)])
     assert out.exit_code == 1 and "known: auto" in out.output
+
+
+@pytest.mark.parametrize("compress", ["gzip", "bz2", "lzma", "bom"])
+def test_compressed_and_bom_logs(tmp_path: Path, compress: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    raw = ("\ufeff" + SAMPLES["philly"] + "2017-10-09 07:01:55,66.0,1,66.0,a\n").encode()
+    packed = {
+        "gzip": gzip.compress,
+        "bz2": bz2.compress,
+        "lzma": lzma.compress,
+        "bom": lambda b: b,
+    }[compress](raw)
+    path = tmp_path / "log.data"  # the name says nothing: the bytes do
+    path.write_bytes(packed)
+    result = read_log(path)
+    assert (result.format, len(result.jobs), result.n_errors) == ("philly", 1, 0)
+    swf = tmp_path / "bom.swf"
+    swf.write_bytes(("\ufeff" + SWF).encode())
+    assert read_log(swf).n_errors == 0

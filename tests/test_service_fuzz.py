@@ -27,7 +27,7 @@ def trained_home(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trained_home_dir(data, tmp_path_factory)
 
 
-EXAMPLES = 20
+EXAMPLES = 15
 #: The schema cannot express cross-field rules (end_time >= start_time), so a
 #: schema-valid body may still get a 400; "no 5xx" and conformance are checked.
 EXCLUDED = [schemathesis.checks.positive_data_acceptance]

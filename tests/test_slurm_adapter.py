@@ -179,7 +179,11 @@ def test_update_job_and_power_commands() -> None:
     adapter = SlurmAdapter(runner=runner)
     adapter.update_job(42, site_factor=1234, admin_comment="pred=60s")
     assert runner.calls[-1] == [
-        "scontrol", "update", "JobId=42", "SiteFactor=1234", "AdminComment=pred=60s"
+        "scontrol",
+        "update",
+        "JobId=42",
+        "SiteFactor=1234",
+        "AdminComment=pred=60s",
     ]
     adapter.power_node(["n1", "n2"], "down")
     assert runner.calls[-1] == ["scontrol", "update", "NodeName=n1,n2", "State=power_down"]

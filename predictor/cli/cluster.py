@@ -21,8 +21,11 @@ console = Console(stderr=True)
 
 SlurmOpt = Annotated[
     str,
-    typer.Option("--slurm", help="Slurm version: 22.05 (bookworm) or 24.11 (trixie).",
-                 envvar="FORESIGHT_SLURM"),
+    typer.Option(
+        "--slurm",
+        help="Slurm version: 22.05 (bookworm) or 24.11 (trixie).",
+        envvar="FORESIGHT_SLURM",
+    ),
 ]
 
 
@@ -30,8 +33,9 @@ def _cluster(version: str):  # -> DevCluster (imported lazily: keeps `foresight 
     from slurm_hooks.devcluster import ClusterSpec, DevCluster
 
     try:
-        return DevCluster(ClusterSpec(version=version),
-                          progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+        return DevCluster(
+            ClusterSpec(version=version), progress=lambda msg: console.print(f"[dim]{msg}[/dim]")
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slurm") from exc
 
@@ -46,8 +50,10 @@ def up(
     slurm: SlurmOpt = "22.05",
     service: Annotated[
         bool | None,
-        typer.Option("--service/--no-service",
-                     help="Run the Foresight service container (default: when it exists)."),
+        typer.Option(
+            "--service/--no-service",
+            help="Run the Foresight service container (default: when it exists).",
+        ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600,
 ) -> None:
@@ -60,13 +66,17 @@ def up(
     except (DockerError, TimeoutError) as exc:
         _fail(exc)
     built = ", ".join(report.built) or "nothing (cached)"
-    console.print(f"Slurm {report.version} up in {report.seconds:.1f}s; built: {built}; "
-                  f"started: {', '.join(report.started) or 'nothing (already running)'}")
+    console.print(
+        f"Slurm {report.version} up in {report.seconds:.1f}s; built: {built}; "
+        f"started: {', '.join(report.started) or 'nothing (already running)'}"
+    )
     if report.service:
         console.print(f"Foresight service: {cluster.service_url('/')}")
     else:
-        console.print("[yellow]Foresight service not running[/yellow] (not built yet, "
-                      "--no-service, or unhealthy: see `foresight cluster logs service`).")
+        console.print(
+            "[yellow]Foresight service not running[/yellow] (not built yet, "
+            "--no-service, or unhealthy: see `foresight cluster logs service`)."
+        )
     typer.echo(cluster.submit_hint())
 
 
@@ -79,8 +89,9 @@ def down(slurm: SlurmOpt = "22.05") -> None:
         removed = _cluster(slurm).down()
     except DockerError as exc:
         _fail(exc)
-    console.print(f"removed {len(removed)} containers" + (f": {', '.join(removed)}" if removed
-                                                          else ""))
+    console.print(
+        f"removed {len(removed)} containers" + (f": {', '.join(removed)}" if removed else "")
+    )
 
 
 @cluster_app.command("status")
@@ -109,15 +120,22 @@ def status(slurm: SlurmOpt = "22.05") -> None:
         raise typer.Exit(1) from None
     ntable = Table("node", "state", "cpus", "gpus", "features", "partitions")
     for n in nodes:
-        ntable.add_row(n.name, n.state_text, f"{n.alloc_cpus}/{n.cpus}", str(n.gpus),
-                       ",".join(n.features), ",".join(n.partitions))
+        ntable.add_row(
+            n.name,
+            n.state_text,
+            f"{n.alloc_cpus}/{n.cpus}",
+            str(n.gpus),
+            ",".join(n.features),
+            ",".join(n.partitions),
+        )
     Console().print(ntable)
 
 
 @cluster_app.command("logs")
 def logs(
     role: Annotated[str, typer.Argument(help="slurmctld, slurmdbd, mariadb, n1.., service")] = (
-        "slurmctld"),
+        "slurmctld"
+    ),
     tail: Annotated[int, typer.Option(help="Lines from the end.")] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
     slurm: SlurmOpt = "22.05",
@@ -137,8 +155,8 @@ def exec_(
     """Run a command on the login node: ``foresight cluster exec -- sbatch --wrap "sleep 1"``."""
     if not ctx.args:
         raise typer.BadParameter("give a command after --, e.g. -- squeue")
-    raise typer.Exit(_cluster(slurm).exec(ctx.args, user=user,
-                                          interactive=not sys.stdin.isatty()))
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    raise typer.Exit(_cluster(slurm).exec(ctx.args, user=user, interactive=True, tty=tty))
 
 
 @cluster_app.command("stop-service")
@@ -165,16 +183,26 @@ def start_service(slurm: SlurmOpt = "22.05") -> None:
 
 @cluster_app.command("replay")
 def replay(
-    log: Annotated[Path, typer.Option("--log", exists=True, dir_okay=False,
-                                      help="A job log (any format predictor.logs reads).")],
-    speedup: Annotated[float, typer.Option(help="Time compression: 60 = one hour per minute.")]
-    = 60.0,
+    log: Annotated[
+        Path,
+        typer.Option(
+            "--log",
+            exists=True,
+            dir_okay=False,
+            help="A job log (any format predictor.logs reads).",
+        ),
+    ],
+    speedup: Annotated[
+        float, typer.Option(help="Time compression: 60 = one hour per minute.")
+    ] = 60.0,
     limit: Annotated[int, typer.Option(help="Replay at most this many jobs.")] = 100,
     skip: Annotated[int, typer.Option(help="Start after this many jobs of the log.")] = 0,
-    max_sleep: Annotated[float, typer.Option(help="Cap on each job's scaled run time (s).")]
-    = 300.0,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait",
-                                       help="Wait until every replayed job has finished.")] = False,
+    max_sleep: Annotated[
+        float, typer.Option(help="Cap on each job's scaled run time (s).")
+    ] = 300.0,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until every replayed job has finished.")
+    ] = False,
     slurm: SlurmOpt = "22.05",
 ) -> None:
     """Submit a real log's jobs as ``sleep`` jobs, scaled in time, to the running cluster."""
@@ -186,11 +214,14 @@ def replay(
         _fail(RuntimeError("the cluster is not up: run `foresight cluster up` first"))
     t0 = time.monotonic()
     try:
-        result = replay_log(cluster, log, speedup=speedup, limit=limit, skip=skip,
-                            max_sleep=max_sleep, wait=wait)
+        result = replay_log(
+            cluster, log, speedup=speedup, limit=limit, skip=skip, max_sleep=max_sleep, wait=wait
+        )
     except (ReplayError, DockerError, ValueError) as exc:
         _fail(exc)
-    typer.echo(f"submitted {result.submitted} jobs ({result.failed} rejected) from {log} "
-               f"in {time.monotonic() - t0:.1f}s; users created: {result.users_created}")
+    typer.echo(
+        f"submitted {result.submitted} jobs ({result.failed} rejected) from {log} "
+        f"in {time.monotonic() - t0:.1f}s; users created: {result.users_created}"
+    )
     if os.environ.get("FORESIGHT_REPLAY_SHOW_IDS"):
         typer.echo(" ".join(result.job_ids))

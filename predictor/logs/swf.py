@@ -99,9 +99,10 @@ def _frame(
         return values[:, _COL[name]]
 
     n = len(values)
-    if not any(extras):
-        extras = [[]] * n
-    extended = np.fromiter((bool(e) for e in extras), dtype=bool, count=n)
+    if any(extras):
+        extended = np.fromiter((bool(e) for e in extras), dtype=bool, count=n)
+    else:
+        extended = np.zeros(n, dtype=bool)
     requested = col("requested_processors")
     allocated = col("allocated_processors")
     cpus = np.where(requested > 0, requested, np.where(allocated > 0, allocated, np.nan))
@@ -217,7 +218,7 @@ def _is_data(line: str) -> bool:
 
 
 def iter_swf(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Yield canonical job chunks from an SWF (plain or gzip) log, reporting bad lines.
+    """Yield canonical job chunks from an SWF log (plain or compressed), reporting bad lines.
 
     Batches of clean data lines go straight to pandas' C parser; a batch with
     comments, blank lines or any bad line is classified line by line, and the

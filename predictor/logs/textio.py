@@ -1,32 +1,41 @@
-"""Opening logs (plain or gzip, sniffed by magic bytes) and reading them in numbered batches."""
+"""Opening logs (plain or compressed, sniffed by magic bytes) and reading them in batches."""
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import io
 import itertools
-from collections.abc import Iterator
+import lzma
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from predictor.logs.errors import ErrorSink
 
-GZIP_MAGIC = b"\x1f\x8b"
+# Compressed logs are recognised by their first bytes, not by their names.
+OPENERS: dict[bytes, Callable[..., IO[bytes]]] = {
+    b"\x1f\x8b": gzip.open,
+    b"BZh": bz2.open,
+    b"\xfd7zXZ\x00": lzma.open,
+}
 
 
 def open_text(path: str | Path) -> IO[str]:
-    """Open ``path`` for reading text, un-gzipping it when it starts with the gzip magic.
+    """Open ``path`` for reading text: plain, gzip, bzip2 or xz (sniffed by magic bytes).
 
-    Undecodable bytes are replaced rather than fatal, so one bad byte costs one
-    line (reported by the parser), not the whole log.
+    A UTF-8 byte-order mark is dropped; undecodable bytes are replaced rather
+    than fatal, so one bad byte costs one line (reported by the parser), not
+    the whole log.
     """
     path = Path(path)
     with path.open("rb") as fh:
-        magic = fh.read(2)
+        head = fh.read(8)
+    opener = next((op for magic, op in OPENERS.items() if head.startswith(magic)), None)
     # The caller closes the returned wrapper, which closes ``raw``.
-    raw: IO[bytes] = gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    raw = opener(path, "rb") if opener else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def head_lines(path: str | Path, n: int = 50) -> list[str]:

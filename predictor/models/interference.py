@@ -38,9 +38,9 @@ _LOG2 = frozenset({"batch_size", "gmem_mb"})
 _FORMAT = "foresight-interference-v1"
 
 XGB_PARAMS: dict[str, Any] = {
-    "n_estimators": 1000,
+    "n_estimators": 300,
     "max_depth": 3,
-    "learning_rate": 0.05,
+    "learning_rate": 0.15,
     "subsample": 0.8,
     "colsample_bytree": 0.5,
     "min_child_weight": 1,

@@ -152,10 +152,19 @@ class DevCluster:
         return report
 
     def _mounts(self, conf_dir: Path) -> dict[str, list[str]]:
-        base = ["-v", f"{conf_dir}:/etc/foresight/conf:ro",
-                "-v", f"{cluster_dir() / 'state'}:/etc/foresight/state"]
-        ctld = [*base, "-v", f"{HOOKS_DIR}:/opt/foresight/slurm_hooks:ro",
-                "-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        base = [
+            "-v",
+            f"{conf_dir}:/etc/foresight/conf:ro",
+            "-v",
+            f"{cluster_dir() / 'state'}:/etc/foresight/state",
+        ]
+        ctld = [
+            *base,
+            "-v",
+            f"{HOOKS_DIR}:/opt/foresight/slurm_hooks:ro",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+        ]
         return {"base": base, "slurmctld": ctld}
 
     def _env(self, role: str) -> list[str]:
@@ -177,8 +186,14 @@ class DevCluster:
             out += ["-e", f"{key}={value}"]
         return out
 
-    def _ensure(self, role: str, image: str, config_id: str, mounts: dict[str, list[str]],
-                states: dict[str, str]) -> bool:
+    def _ensure(
+        self,
+        role: str,
+        image: str,
+        config_id: str,
+        mounts: dict[str, list[str]],
+        states: dict[str, str],
+    ) -> bool:
         """Create or start one role's container; True if it had to."""
         name = self.name(role)
         state = states.get(name)
@@ -197,12 +212,29 @@ class DevCluster:
         entry = "slurmd" if role in self.spec.node_names else role
         self.progress(f"creating {name}")
         docker(
-            "run", "-d", "--pull", "never", "--init", "--network", "host", "--name", name,
-            "--label", LABEL, "--label", f"foresight.role={role}",
-            "--label", f"foresight.slurm={self.spec.version}",
-            "--label", f"foresight.config={config_id}", "--label", f"foresight.image={image}",
-            *self._env(role), *mounts.get(role, mounts["base"]),
-            image, f"foresight-{entry}",
+            "run",
+            "-d",
+            "--pull",
+            "never",
+            "--init",
+            "--network",
+            "host",
+            "--name",
+            name,
+            "--label",
+            LABEL,
+            "--label",
+            f"foresight.role={role}",
+            "--label",
+            f"foresight.slurm={self.spec.version}",
+            "--label",
+            f"foresight.config={config_id}",
+            "--label",
+            f"foresight.image={image}",
+            *self._env(role),
+            *mounts.get(role, mounts["base"]),
+            image,
+            f"foresight-{entry}",
         )
         return True
 
@@ -231,8 +263,11 @@ class DevCluster:
         self.progress("waiting for every node to be idle and sacct to answer")
         while time.monotonic() < deadline:
             states = self.containers()
-            dead = [r for r in ("mariadb", "slurmdbd", "slurmctld")
-                    if states.get(self.name(r)) != "running"]
+            dead = [
+                r
+                for r in ("mariadb", "slurmdbd", "slurmctld")
+                if states.get(self.name(r)) != "running"
+            ]
             if dead:
                 logs = docker("logs", "--tail", "15", self.name(dead[0]), check=False)
                 raise DockerError(
@@ -242,8 +277,11 @@ class DevCluster:
             try:
                 adapter = self.adapter()
                 nodes = {n.name: n for n in adapter.nodes()}
-                off = [n for n in self.spec.node_names
-                       if n in nodes and "POWERED_DOWN" in nodes[n].flags and n not in powered_up]
+                off = [
+                    n
+                    for n in self.spec.node_names
+                    if n in nodes and "POWERED_DOWN" in nodes[n].flags and n not in powered_up
+                ]
                 if off:
                     self.progress(f"powering up {', '.join(off)}")
                     adapter.power_node(off, "up")
@@ -279,15 +317,19 @@ class DevCluster:
                 break
             time.sleep(1)
         logs = docker("logs", "--tail", "8", SERVICE, check=False)
-        self.progress(f"Foresight service not healthy at {self.service_url()}; last log lines:\n"
-                      f"{logs.stdout}{logs.stderr}")
+        self.progress(
+            f"Foresight service not healthy at {self.service_url()}; last log lines:\n"
+            f"{logs.stdout}{logs.stderr}"
+        )
         return False
 
     def _ensure_accounting(self) -> None:
         """Give root an association so jobs are accounted under a known account."""
         adapter = self.adapter()
-        adapter.run(["sacctmgr", "-i", "add", "account", "foresight", "Description=dev cluster"],
-                    check=False)
+        adapter.run(
+            ["sacctmgr", "-i", "add", "account", "foresight", "Description=dev cluster"],
+            check=False,
+        )
         adapter.run(["sacctmgr", "-i", "add", "user", "root", "Account=foresight"], check=False)
 
     # ------------------------------------------------------------------- down
@@ -303,12 +345,20 @@ class DevCluster:
         return names
 
     # ------------------------------------------------------- exec, logs, service
-    def exec(self, argv: Sequence[str], *, user: str | None = None,
-             interactive: bool = False) -> int:
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        interactive: bool = False,
+        tty: bool = False,
+    ) -> int:
         """Run ``argv`` on the login node (slurmctld container); return its exit status."""
         args = ["docker", "exec"]
         if interactive:
             args.append("-i")
+        if tty:
+            args.append("-t")
         if user:
             args += ["--user", user]
         return subprocess.run([*args, CTLD, *argv], check=False).returncode

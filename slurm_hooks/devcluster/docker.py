@@ -95,17 +95,16 @@ def container_states(label: str) -> dict[str, str]:
 
 def container_label(name: str, key: str) -> str | None:
     """The value of label ``key`` on container ``name`` (None when absent or no container)."""
-    proc = docker(
-        "inspect", "--format", f'{{{{index .Config.Labels "{key}"}}}}', name, check=False
-    )
+    proc = docker("inspect", "--format", f'{{{{index .Config.Labels "{key}"}}}}', name, check=False)
     if proc.returncode != 0:
         return None
     value = proc.stdout.strip()
     return value if value and value != "<no value>" else None
 
 
-def exec_args(container: str, argv: Sequence[str], *, user: str | None = None,
-              interactive: bool = False) -> list[str]:
+def exec_args(
+    container: str, argv: Sequence[str], *, user: str | None = None, interactive: bool = False
+) -> list[str]:
     """The ``docker exec`` argument list running ``argv`` in ``container``."""
     args = ["exec"]
     if interactive:

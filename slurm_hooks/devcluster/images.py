@@ -86,7 +86,9 @@ def build_base(suite: str, progress: Progress = print) -> str:
         root = Path(tmp) / "root"
         proc = subprocess.run(
             ["debootstrap", "--variant=minbase", suite, str(root), MIRROR],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.splitlines()[-5:] + proc.stderr.splitlines()[-5:])
@@ -94,7 +96,10 @@ def build_base(suite: str, progress: Progress = print) -> str:
         progress(f"docker import -> {tag}")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(
-            ["docker", "import", "-", tag], stdin=tar.stdout, capture_output=True, text=True,
+            ["docker", "import", "-", tag],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
             check=False,
         )
         assert tar.stdout is not None
@@ -105,8 +110,9 @@ def build_base(suite: str, progress: Progress = print) -> str:
     return tag
 
 
-def _build(tag: str, dockerfile: Path, context: Path, build_args: dict[str, str],
-           progress: Progress) -> None:
+def _build(
+    tag: str, dockerfile: Path, context: Path, build_args: dict[str, str], progress: Progress
+) -> None:
     progress(f"docker build {tag}")
     args = ["build", "--network", "host", "--force-rm", "-q", "-f", str(dockerfile), "-t", tag]
     for key, value in build_args.items():
@@ -148,6 +154,7 @@ def build_service(version: str, progress: Progress = print) -> str:
         for cert in HOST_CA_DIR.glob("*.crt"):  # so pip trusts what the host trusts
             shutil.copy2(cert, ca / cert.name)
         _build(tag, DOCKER_DIR / "service" / "Dockerfile", ctx, {"SLURM_IMAGE": slurm}, progress)
+    remove_stale(f"foresight-service:{version}-", keep=[tag])  # each source change adds one
     return tag
 
 
@@ -157,11 +164,9 @@ def requirements() -> list[str]:
         return list(tomllib.load(fh)["project"]["dependencies"])
 
 
-def remove_stale(keep: Iterable[str]) -> list[str]:
-    """Remove foresight-* images whose tag is not in ``keep``; return what was removed."""
+def remove_stale(prefix: str, keep: Iterable[str]) -> list[str]:
+    """Untag images named ``prefix*`` except ``keep`` (in-use ones stay); return those removed."""
     keep = set(keep)
     out = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    stale = [t for t in out if t.startswith("foresight-") and t not in keep]
-    for tag in stale:
-        docker("rmi", tag, check=False)
-    return stale
+    stale = [t for t in out if t.startswith(prefix) and t not in keep]
+    return [t for t in stale if docker("rmi", t, check=False).returncode == 0]

@@ -83,9 +83,26 @@ class ReplayJob:
 
     def sbatch_args(self) -> list[str]:
         args = [
-            "sbatch", "--parsable", "-J", self.name, "-A", self.account, "-p", self.partition,
-            "-N", str(self.nodes), "-n", str(self.cpus), "-t", str(self.time_limit_min),
-            "--comment", self.comment, "-o", "/dev/null", "-D", "/tmp",
+            "sbatch",
+            "--parsable",
+            "-J",
+            self.name,
+            "-A",
+            self.account,
+            "-p",
+            self.partition,
+            "-N",
+            str(self.nodes),
+            "-n",
+            str(self.cpus),
+            "-t",
+            str(self.time_limit_min),
+            "--comment",
+            self.comment,
+            "-o",
+            "/dev/null",
+            "-D",
+            "/tmp",
         ]
         if self.gpus_per_node:
             args.append(f"--gres=gpu:{self.gpus_per_node}")
@@ -96,8 +113,9 @@ def _num(v: float, default: float) -> float:
     return default if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def plan(jobs: pd.DataFrame, cluster: DevCluster, *, speedup: float, max_sleep: float,
-         log_name: str) -> list[ReplayJob]:
+def plan(
+    jobs: pd.DataFrame, cluster: DevCluster, *, speedup: float, max_sleep: float, log_name: str
+) -> list[ReplayJob]:
     """Map canonical log rows onto the cluster's partitions, nodes, CPUs and GPUs."""
     if speedup <= 0:
         raise ValueError(f"speedup must be > 0, got {speedup}")
@@ -123,24 +141,28 @@ def plan(jobs: pd.DataFrame, cluster: DevCluster, *, speedup: float, max_sleep: 
         run = _num(row.run_time, 1.0)
         sleep = min(max(run / speedup, 1.0), max_sleep)
         limit = _num(row.time_limit, math.nan)
-        limit_min = math.ceil(limit / speedup / 60) if not math.isnan(limit) else math.ceil(
-            2 * sleep / 60)
+        limit_min = (
+            math.ceil(limit / speedup / 60) if not math.isnan(limit) else math.ceil(2 * sleep / 60)
+        )
         user = unix_name(row.user, "user")
         account = unix_name(row.account or row.user, "acct")
-        out.append(ReplayJob(
-            offset_s=(_num(row.submit_time, first) - first) / speedup,
-            user=user,
-            account=account,
-            partition="gpu" if wants_gpu else "batch",
-            nodes=nodes,
-            cpus=cpus,
-            gpus_per_node=per_node,
-            time_limit_min=max(1, limit_min),
-            sleep_s=sleep,
-            name=(unix_name(row.job_name, "job") if row.job_name else "replay")[:40],
-            comment=(f"replay {log_name} job={row.job_id} user={row.user} "
-                     f"partition={row.partition}")[:200],
-        ))
+        out.append(
+            ReplayJob(
+                offset_s=(_num(row.submit_time, first) - first) / speedup,
+                user=user,
+                account=account,
+                partition="gpu" if wants_gpu else "batch",
+                nodes=nodes,
+                cpus=cpus,
+                gpus_per_node=per_node,
+                time_limit_min=max(1, limit_min),
+                sleep_s=sleep,
+                name=(unix_name(row.job_name, "job") if row.job_name else "replay")[:40],
+                comment=(
+                    f"replay {log_name} job={row.job_id} user={row.user} partition={row.partition}"
+                )[:200],
+            )
+        )
     return out
 
 
@@ -171,20 +193,30 @@ def ensure_users(cluster: DevCluster, pairs: set[tuple[str, str]]) -> int:
     for user, account in pairs:
         by_account.setdefault(account, []).append(user)
     for account, users in sorted(by_account.items()):
-        adapter.run(["sacctmgr", "-i", "add", "user", ",".join(sorted(set(users))),
-                     f"Account={account}"], check=False)
+        adapter.run(
+            ["sacctmgr", "-i", "add", "user", ",".join(sorted(set(users))), f"Account={account}"],
+            check=False,
+        )
     return len(new)
 
 
-def replay_log(cluster: DevCluster, path: Path | str, *, speedup: float = 60.0, limit: int = 100,
-               skip: int = 0, max_sleep: float = 300.0, wait: bool = False,
-               show_progress: bool = True) -> ReplayResult:
+def replay_log(
+    cluster: DevCluster,
+    path: Path | str,
+    *,
+    speedup: float = 60.0,
+    limit: int = 100,
+    skip: int = 0,
+    max_sleep: float = 300.0,
+    wait: bool = False,
+    show_progress: bool = True,
+) -> ReplayResult:
     """Submit ``limit`` jobs of the log at ``path`` (after ``skip``) in scaled real time."""
     result = read_log(path)
     jobs = result.jobs
     if jobs.empty:
         raise ReplayError(f"{path}: no jobs read ({result.n_errors} bad lines)")
-    jobs = jobs.sort_values("submit_time", kind="stable").iloc[skip: skip + limit]
+    jobs = jobs.sort_values("submit_time", kind="stable").iloc[skip : skip + limit]
     planned = plan(jobs, cluster, speedup=speedup, max_sleep=max_sleep, log_name=Path(path).name)
     out = ReplayResult()
     out.users_created = ensure_users(cluster, {(j.user, j.account) for j in planned})

@@ -113,11 +113,18 @@ def docker_power(node: str, on: bool, cfg: dict[str, Any]) -> None:
 def ipmi_power(node: str, on: bool, cfg: dict[str, Any]) -> None:
     """``ipmitool chassis power on|off`` against the node's BMC."""
     argv = [
-        cfg.get("ipmitool", "ipmitool"), "-I", cfg.get("interface", "lanplus"),
-        "-H", str(cfg.get("bmc", "{node}-ipmi")).format(node=node),
-        "-U", str(cfg.get("user", "ADMIN")),
-        "-f", str(cfg.get("password_file", "/etc/slurm/ipmi.pass")),
-        "chassis", "power", "on" if on else str(cfg.get("off_verb", "soft")),
+        cfg.get("ipmitool", "ipmitool"),
+        "-I",
+        cfg.get("interface", "lanplus"),
+        "-H",
+        str(cfg.get("bmc", "{node}-ipmi")).format(node=node),
+        "-U",
+        str(cfg.get("user", "ADMIN")),
+        "-f",
+        str(cfg.get("password_file", "/etc/slurm/ipmi.pass")),
+        "chassis",
+        "power",
+        "on" if on else str(cfg.get("off_verb", "soft")),
     ]
     _run_checked(node, argv)
 
@@ -126,7 +133,7 @@ def command_power(node: str, on: bool, cfg: dict[str, Any]) -> None:
     """Run the configured site command for this node."""
     template = cfg.get("command")
     if not isinstance(template, list) or not template:
-        raise PowerError("backend 'command' needs command = [\"prog\", \"{action}\", \"{node}\"]")
+        raise PowerError('backend \'command\' needs command = ["prog", "{action}", "{node}"]')
     action = "on" if on else "off"
     _run_checked(node, [str(a).format(node=node, action=action) for a in template])
 

@@ -1,7 +1,8 @@
 """The dockerized Slurm cluster for integration tests: up once per session, or reused.
 
-``FORESIGHT_SLURM`` picks the version (``22.05`` default, ``24.11``, or ``both``
-to run every cluster test on each). On a machine without Docker the session
+``FORESIGHT_SLURM`` (or ``--slurm`` when ``tests/integration`` is named on the
+command line) picks the version: ``22.05`` (default), ``24.11``, or ``both`` to
+run every cluster test on each. On a machine without Docker the session
 runs ``scripts/install-docker.sh``; the tests skip, with its exact reason, only
 if Docker truly cannot run. A cluster this session started is taken down at
 the end (set ``FORESIGHT_KEEP_CLUSTER=1`` to keep it); one that was already
@@ -23,13 +24,30 @@ from slurm_hooks.slurm_adapter import SlurmAdapter
 VERSIONS = ("22.05", "24.11")
 
 
-def _versions() -> list[str]:
-    wanted = os.environ.get("FORESIGHT_SLURM", "22.05")
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--slurm`` (when this folder is named on the command line, e.g. ``pytest tests/integration
+    --slurm 24.11``; from the root use ``FORESIGHT_SLURM``)."""
+    parser.addoption(
+        "--slurm",
+        choices=[*VERSIONS, "both"],
+        default=None,
+        help="Slurm version of the dev cluster (default: $FORESIGHT_SLURM or 22.05)",
+    )
+
+
+def _versions(config: pytest.Config) -> list[str]:
+    wanted = config.getoption("--slurm", default=None) or os.environ.get("FORESIGHT_SLURM", "22.05")
     if wanted == "both":
         return list(VERSIONS)
     if wanted not in VERSIONS:
         raise pytest.UsageError(f"FORESIGHT_SLURM={wanted!r}: expected 22.05, 24.11 or both")
     return [wanted]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every cluster test on each selected Slurm version."""
+    if "cluster" in metafunc.fixturenames:
+        metafunc.parametrize("cluster", _versions(metafunc.config), indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,7 +57,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-@pytest.fixture(scope="session", params=_versions())
+@pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[DevCluster]:
     """A running dev cluster of the requested Slurm version."""
     try:

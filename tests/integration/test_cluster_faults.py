@@ -22,9 +22,12 @@ def test_killed_node_shows_down_and_its_job_is_not_lost(
     since = time.time() - 1
     job = sbatch("-J", "it-victim", "-w", victim, "--wrap", "sleep 300")
     wait_until(
-        lambda: (q := slurm.queue().set_index("job_id")).index.isin([job]).any()
-        and q.loc[job, "state"] == "RUNNING",
-        60, f"job {job} running on {victim}",
+        lambda: (
+            (q := slurm.queue().set_index("job_id")).index.isin([job]).any()
+            and q.loc[job, "state"] == "RUNNING"
+        ),
+        60,
+        f"job {job} running on {victim}",
     )
     cluster.kill_node(victim)
     try:
@@ -44,7 +47,9 @@ def test_killed_node_shows_down_and_its_job_is_not_lost(
             return None
 
         assert wait_until(outcome, 60, f"job {job} reported failed or requeued") in {
-            "failed", "requeued"}
+            "failed",
+            "requeued",
+        }
     finally:
         cluster.start_node(victim)
     wait_until(lambda: node(slurm, victim).available, 90, f"{victim} back to service")

@@ -24,8 +24,9 @@ def finished(slurm: SlurmAdapter, since: float, ids: list[str]) -> pd.DataFrame 
     return None
 
 
-def test_sbatch_jobs_are_read_back_from_sacct(slurm: SlurmAdapter,
-                                              sbatch: Callable[..., str]) -> None:
+def test_sbatch_jobs_are_read_back_from_sacct(
+    slurm: SlurmAdapter, sbatch: Callable[..., str]
+) -> None:
     since = time.time() - 1
     ok = sbatch("-J", "it-ok", "--comment", "hello foresight", "-t", "2", "--wrap", "sleep 2")
     bad = sbatch("-J", "it-fail", "--wrap", "exit 3")
@@ -38,8 +39,9 @@ def test_sbatch_jobs_are_read_back_from_sacct(slurm: SlurmAdapter,
     assert jobs.loc[bad].state == "FAILED"
 
 
-def test_gpu_job_lands_on_a_gpu_node(cluster: DevCluster, slurm: SlurmAdapter,
-                                     sbatch: Callable[..., str]) -> None:
+def test_gpu_job_lands_on_a_gpu_node(
+    cluster: DevCluster, slurm: SlurmAdapter, sbatch: Callable[..., str]
+) -> None:
     since = time.time() - 1
     gpu = sbatch("-J", "it-gpu", "--gres=gpu:1", "--wrap", "test -e /dev/nvidia0 && sleep 1")
     cpu = sbatch("-J", "it-cpu", "-C", "cpu", "--wrap", "sleep 1")
@@ -56,8 +58,9 @@ def test_queue_sees_pending_and_running_and_update_job_sticks(
     cluster: DevCluster, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
     gpu_nodes = str(len(cluster.spec.gpu_nodes))
-    running = sbatch("-J", "it-run", "-p", "gpu", "-N", gpu_nodes, "--exclusive", "--wrap",
-                     "sleep 60")
+    running = sbatch(
+        "-J", "it-run", "-p", "gpu", "-N", gpu_nodes, "--exclusive", "--wrap", "sleep 60"
+    )
     waiting = sbatch("-J", "it-wait", "-p", "gpu", "--gres=gpu:1", "--wrap", "true")
 
     def both_queued() -> pd.DataFrame | None:
@@ -80,12 +83,13 @@ def test_up_again_is_idempotent_and_fast(cluster: DevCluster) -> None:
     assert report.seconds < 60
 
 
-def test_cli_exec_and_status() -> None:
+def test_cli_exec_and_status(cluster: DevCluster) -> None:
     runner = CliRunner()
-    version = DevCluster().running_version() or "22.05"
+    version = cluster.spec.version
     status = runner.invoke(app, ["cluster", "status", "--slurm", version])
     assert status.exit_code == 0, status.output
     assert "foresight-slurmctld" in status.output and "n1" in status.output
+    assert f"Slurm version: {version}" in status.output
     exec_ = runner.invoke(app, ["cluster", "exec", "--slurm", version, "--", "sinfo", "-h"])
     assert exec_.exit_code == 0
     bad = runner.invoke(app, ["cluster", "exec", "--", "false"])

@@ -12,8 +12,9 @@ from slurm_hooks.devcluster.replay import replay_log
 from slurm_hooks.slurm_adapter import SlurmAdapter
 
 
-def test_replay_of_an_hpc_log_slice_reaches_sacct(cluster: DevCluster, slurm: SlurmAdapter,
-                                                  data: Path) -> None:
+def test_replay_of_an_hpc_log_slice_reaches_sacct(
+    cluster: DevCluster, slurm: SlurmAdapter, data: Path
+) -> None:
     log = data / "hpc_swf" / "KTH-SP2-1996-2.1-cln.swf.gz"
     since = time.time() - 1
     result = replay_log(cluster, log, speedup=20000, limit=6, max_sleep=3, show_progress=False)
@@ -33,8 +34,9 @@ def test_replay_of_an_hpc_log_slice_reaches_sacct(cluster: DevCluster, slurm: Sl
     assert (jobs["run_time"] <= 10).all()
 
 
-def test_replay_of_a_gpu_log_uses_gpu_nodes(cluster: DevCluster, slurm: SlurmAdapter,
-                                            data: Path) -> None:
+def test_replay_of_a_gpu_log_uses_gpu_nodes(
+    cluster: DevCluster, slurm: SlurmAdapter, data: Path
+) -> None:
     log = data / "gpu_jobs" / "philly_jobs_pollux.csv"
     since = time.time() - 1
     result = replay_log(cluster, log, speedup=1e7, limit=3, max_sleep=2, show_progress=False)
