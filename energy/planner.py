@@ -138,6 +138,7 @@ def decide(
     """
     need = max(int(busy), math.ceil(forecast_peak), config.min_on)
     need = min(need, capacity)
+    keep = min(capacity, max(math.ceil(lookback_max), need, config.min_on) + config.keep_buffer)
     if need + config.wake_buffer > powered and powered < capacity:
         extra = config.wake_margin + round(config.wake_trend * max(0.0, rise))
         target = min(capacity, need + max(config.wake_buffer, 0) + extra)
@@ -148,7 +149,6 @@ def decide(
             f"wake {wake} toward {target}",
         )
     dwell_steps = config.min_on_dwell_s / config.step_s
-    keep = min(capacity, max(math.ceil(lookback_max), need, config.min_on) + config.keep_buffer)
     if powered > keep and steps_since_wake >= dwell_steps:
         down = min(powered - keep, config.max_down_per_step)
         return Decision(

@@ -58,14 +58,20 @@ class Window:
 def default_window(
     steps: pd.DataFrame, test_start: str | None = None, test_end: str | None = None
 ) -> Window:
-    """Default: the last 14 days tested, the 30 days before validate, the rest trains."""
+    """Default: the last 14 days tested, the 30 days before validate, the rest trains.
+
+    A series too short to leave 2 days of training before a 14-day test window
+    tests its last third instead.
+    """
     first, last = steps.index[0], steps.index[-1]
+    step = steps.index[1] - steps.index[0]
     end = pd.Timestamp(test_end) if test_end else last
     if test_end and len(str(test_end)) <= 10:  # a date: include the whole day
-        end = end + pd.Timedelta("1D") - (steps.index[1] - steps.index[0])
-    start = pd.Timestamp(test_start) if test_start else end - pd.Timedelta(days=TEST_DAYS) + (
-        steps.index[1] - steps.index[0]
-    )
+        end = end + pd.Timedelta("1D") - step
+    span = pd.Timedelta(days=TEST_DAYS)
+    if end - first - span < pd.Timedelta("2D"):
+        span = ((end - first) / 3).floor(step)
+    start = pd.Timestamp(test_start) if test_start else end - span + step
     if not first < start <= end <= last:
         raise ValueError(
             f"test window {start}..{end} must lie after the series start {first} "

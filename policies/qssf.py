@@ -1,21 +1,24 @@
 """QSSF: quasi-shortest-service-first on predicted GPU (or CPU) time, with ageing.
 
 Service = size x predicted run time, where size is the job's GPUs, or its
-CPUs (processors) for CPU-only jobs. Shortest predicted service runs first.
+CPUs (processors) for CPU-only jobs. Shortest predicted service runs first::
 
-Ageing rule (so that no job waits forever): waiting ``age_scale`` seconds
-is worth a factor e in predicted service::
+    priority = -ln(1 + size * predicted_runtime)
 
-    priority = wait / age_scale - ln(1 + size * predicted_runtime)
+Ageing rule (so that no job waits forever): a job that has waited
+``max_wait`` seconds (default 7 days, Slurm's default ``PriorityMaxAge``) is
+promoted above every job that has not, and promoted jobs run oldest first::
 
-A newly arrived job has priority ``-ln(1 + service) <= 0``, so a job of
-predicted service ``S`` outranks every newly arrived job once it has waited
-``age_scale * ln(1 + S)`` seconds, and keeps rising: with the default
-``age_scale`` of 6 hours a 1-GPU-hour job is overtaken by fresh work for at
-most 2 days, a 100-GPU-day job for at most 4 days. Ageing is relative
-(logarithmic in service), so two jobs that have waited about as long are
-still ordered shortest-first: a congested queue does not degrade into
-FIFO, as additive ageing (``- service + k * wait``) does.
+    priority = PROMOTED + wait            once wait >= max_wait
+
+So no job is overtaken by later work once it has waited ``max_wait``: it
+becomes the top job of its partition as soon as the jobs promoted before it
+have started, and the top job holds a backfill reservation, so it starts at
+the latest when the running jobs' estimates say it fits. Below ``max_wait``
+the order is purely shortest-predicted-service first; a congested queue
+therefore does not drift towards FIFO, which is what continuous ageing
+(priority rising with wait for every job) does and what measurably costs
+average JCT (see ``docs/simulator.md``).
 """
 
 from __future__ import annotations
@@ -26,26 +29,30 @@ import numpy as np
 
 from policies.base import Snapshot, column, job_size, waited
 
+PROMOTED = 1e12  # above any -ln(1 + service); promoted jobs are ordered by wait
+
 
 @dataclass(frozen=True)
 class Qssf:
-    """Shortest predicted service first, with logarithmic ageing (see module docstring)."""
+    """Shortest predicted service first, with max-wait promotion (see module docstring)."""
 
     name: str = "qssf"
     estimate: str = "prediction"
-    age_scale: float = 6 * 3600.0  # seconds of waiting per e-fold of predicted service
+    max_wait: float = 7 * 86400.0  # seconds; inf disables the promotion
 
     def __post_init__(self) -> None:
-        if not self.age_scale > 0:
+        if not self.max_wait > 0:
             raise ValueError(
-                f"age_scale must be > 0 seconds (inf disables ageing), got {self.age_scale}"
+                f"max_wait must be > 0 seconds (inf: no promotion), got {self.max_wait}"
             )
 
     def __call__(self, queue: Snapshot, now: float) -> np.ndarray:
         predicted = np.maximum(column(queue, "predicted_runtime"), 0.0)
         if np.isnan(predicted).any():
             raise ValueError("predicted_runtime has missing values; QSSF needs one per job")
-        return waited(queue, now) / self.age_scale - np.log1p(job_size(queue) * predicted)
+        wait = waited(queue, now)
+        shortest_first = -np.log1p(job_size(queue) * predicted)
+        return np.where(wait >= self.max_wait, PROMOTED + wait, shortest_first)
 
 
 POLICY = Qssf

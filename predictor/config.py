@@ -120,6 +120,8 @@ def load_config(
         return ServiceConfig(**values).resolved()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: "
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration ({source} + environment): {problems}") from exc

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.evaluation import evaluate_duration, runtime_metrics
+from predictor.evaluation import runtime_metrics
 from predictor.features import FEATURE_NAMES
-from predictor.logs import read_log
 from predictor.logs.schema import to_canonical
 from predictor.models.duration import CausalSchedule, DurationModel, causal_predictions
 
@@ -79,10 +78,35 @@ def test_causal_predictions_ignore_future_jobs() -> None:
     assert again["last2_s"].iloc[k] == pytest.approx(full["last2_s"].iloc[k])
 
 
-@pytest.mark.timeout(120)
-def test_foresight_beats_last2_on_a_real_log_slice(data: Path) -> None:
-    jobs = read_log(data / "hpc_swf" / "KTH-SP2-1996-2.1-cln.swf.gz").jobs.iloc[:8000]
-    report = evaluate_duration(jobs, log="KTH slice", predictors=("foresight", "last2"))
-    assert report["n_train"] + report["n_test"] <= 8000
+@pytest.mark.timeout(150)
+def test_cli_train_and_evaluate_on_a_real_log_slice(
+    data: Path, tmp_path: Path, foresight_home: Path
+) -> None:
+    """End to end: ``foresight train`` + ``foresight evaluate duration --json`` on 6000 KTH jobs."""
+    import gzip
+    import json
+
+    from typer.testing import CliRunner
+
+    from predictor.cli import app
+    from predictor.registry import ModelRegistry
+
+    with gzip.open(data / "hpc_swf" / "KTH-SP2-1996-2.1-cln.swf.gz", "rt") as fh:
+        lines = fh.readlines()
+    body = [ln for ln in lines if not ln.startswith(";")][:6000]
+    log = tmp_path / "kth-slice.swf"
+    log.write_text("".join([ln for ln in lines if ln.startswith(";")] + body))
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--log", str(log), "--json"])
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert summary["n_jobs"] > 5000 and summary["skipped_lines"] == 0
+    assert ModelRegistry().active() == summary["version"]
+    evaluated = runner.invoke(app, ["evaluate", "duration", "--log", str(log), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert set(report) == {"log", "n_train", "n_test", "predictors"}
     preds = report["predictors"]
+    assert {"foresight", "xgboost", "random_forest", "requested", "last2",
+            "helios_naive"} == set(preds)
     assert preds["foresight"]["accuracy"] > preds["last2"]["accuracy"]

@@ -178,12 +178,16 @@ def test_cli_run_once_is_dry_run_by_default(
 
     fake = FakeView(cluster())
     monkeypatch.setattr(energy.slurm_view, "SlurmClusterView", lambda exclude=None: fake)
-    out = CliRunner().invoke(app, ["energy", "run", "--once"])
+    settings = tmp_path / "planner.json"
+    settings.write_text(json.dumps({k: getattr(CFG, k) for k in (
+        "wake_buffer", "wake_margin", "keep_buffer", "min_on_dwell_s", "lookback_steps")}))
+    out = CliRunner().invoke(app, ["energy", "run", "--once", "--planner", str(settings)])
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["status"] == "planned" and fake.calls == []
     journal = Journal(foresight_home / "energy" / "journal.jsonl").records()
     assert journal and all(r["dry_run"] for r in journal if r["kind"] == "intent")
     fake.broken = "cannot connect"
-    out = CliRunner().invoke(app, ["energy", "run", "--once", "--apply"])
+    out = CliRunner().invoke(app, ["energy", "run", "--once", "--apply", "--planner",
+                                   str(settings)])
     assert out.exit_code == 2 and "cannot connect" in out.stdout

@@ -42,7 +42,8 @@ def test_foresight_is_causal_future_changes_do_not_alter_the_past() -> None:
     base = steps_frame(demand)
     changed = base.copy()
     changed.iloc[200:, 0] = 19
-    cfg = PlannerConfig(min_on_dwell_s=0, lookback_steps=6)
+    cfg = PlannerConfig(min_on_dwell_s=0, lookback_steps=6, keep_buffer=2, wake_margin=4,
+                        reference_swing=0)
     fc = PersistenceForecaster()
     a = simulate_foresight(base, fc.predict(base["demand"]), cfg, 0, 299)
     b = simulate_foresight(changed, fc.predict(changed["demand"]), cfg, 0, 299)
@@ -80,6 +81,18 @@ def test_replay_reports_the_issue_json_shape() -> None:
     assert out["policies"]["foresight"]["off_share"] > 0.2
     assert out["test_end"] == "2022-01-06 23:50:00"
     json.dumps(out)
+
+
+def test_default_window_is_last_14_days_or_last_third_of_a_short_series() -> None:
+    from energy.replay import default_window
+
+    long = steps_frame([5] * (30 * 144))
+    win = default_window(long)
+    assert win.test_end == long.index[-1]
+    assert win.test_start == long.index[-1] - pd.Timedelta(days=14) + pd.Timedelta("10min")
+    short = steps_frame([5] * (9 * 144))
+    win = default_window(short)
+    assert win.test_start == short.index[-1] - pd.Timedelta(days=3) + pd.Timedelta("20min")
 
 
 def test_bad_window_is_refused() -> None:

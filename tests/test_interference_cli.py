@@ -74,3 +74,19 @@ def test_missing_profiles_exit_with_a_named_error(
                                       "--profiles", str(tmp_path / "few.csv")])  # fmt: skip
     assert result.exit_code == 1
     assert "no solo profile" in result.output and "DCGAN" in result.output
+
+
+def test_leave_family_out_scores_every_family(lucid_slice: tuple[Path, Path, Path]) -> None:
+    train, _, profiles = lucid_slice
+    result = CliRunner().invoke(app, ["evaluate", "interference", "--pairs", str(train),
+                                      "--profiles", str(profiles), "--holdout", "family",
+                                      "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    train_pairs = pd.read_csv(train)
+    # each pair is scored once per held-out family it contains
+    expected = sum(((train_pairs.model1 == f) | (train_pairs.model2 == f)).sum() for f in MODELS)
+    assert report["n_test"] == expected
+    bad = CliRunner().invoke(app, ["evaluate", "interference", "--pairs", str(train),
+                                   "--profiles", str(profiles), "--holdout", "model"])  # fmt: skip
+    assert bad.exit_code == 2 and "--holdout" in bad.output

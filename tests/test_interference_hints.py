@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from predictor.interference.hints import (
@@ -9,6 +10,7 @@ from predictor.interference.hints import (
     RunningJob,
     hints_for_job,
     placement_hints,
+    running_by_node,
     safe_exclusions,
 )
 from predictor.interference.profiles import JobProfile, ProfileStore
@@ -84,3 +86,20 @@ def test_hints_for_job_reads_the_store() -> None:
     assert [h.node for h in hints.prefer] == ["n2"]
     nobody = hints_for_job(store, HEURISTIC, {"user": "zed", "job_name": "x"}, running)
     assert nobody.status == "no_profile"
+
+
+def test_running_by_node_groups_running_jobs() -> None:
+    queue = pd.DataFrame({
+        "job_id": ["1", "2", "3"], "user": ["ann", "bob", "cat"], "account": ["a", "b", "c"],
+        "job_name": ["x", "y", "z"], "state": ["RUNNING", "RUNNING", "PENDING"],
+        "node_list": ["n[1-2]", "n2", ""],
+    })  # fmt: skip
+
+    def expand(hostlist: str) -> list[str]:
+        return {"n[1-2]": ["n1", "n2"], "n2": ["n2"]}[hostlist]
+
+    nodes = running_by_node(queue, expand)
+    assert {n: [j["job_id"] for j in jobs] for n, jobs in nodes.items()} == {
+        "n1": ["1"],
+        "n2": ["1", "2"],
+    }

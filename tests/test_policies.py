@@ -23,9 +23,9 @@ def test_unknown_policy_lists_known_names() -> None:
 
 def test_names_are_case_insensitive_and_params_override() -> None:
     assert get_policy(" QSSF ").name == "qssf"
-    assert get_policy("qssf", age_scale=3600.0).age_scale == 3600.0
-    with pytest.raises(ValueError, match="age_scale"):
-        get_policy("qssf", age_scale=0)
+    assert get_policy("qssf", max_wait=3600.0).max_wait == 3600.0
+    with pytest.raises(ValueError, match="max_wait"):
+        get_policy("qssf", max_wait=0)
 
 
 def test_fifo_orders_by_submit_time() -> None:
@@ -47,27 +47,25 @@ def test_qssf_uses_predictions_and_cpu_time_for_cpu_jobs() -> None:
         run_time=[1.0, 1.0, 1.0],  # the truth is ignored
         predicted_runtime=[100.0, 10.0, 30.0],  # CPU-time: 100, 80, 60
     )
-    prio = get_policy("qssf", age_scale=np.inf)(q, 0.0)
+    prio = get_policy("qssf", max_wait=np.inf)(q, 0.0)
     assert np.argsort(-prio).tolist() == [2, 1, 0]
 
 
 def test_qssf_ageing_rule_is_as_documented() -> None:
-    qssf = get_policy("qssf", age_scale=1000.0)
-    long_then_fresh = [1000.0, 10.0]
+    qssf = get_policy("qssf", max_wait=1000.0)
     q = _queue(
-        submit_time=[0.0, 4_000.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh
+        submit_time=[0.0, 100.0, 900.0, 950.0],
+        gpus=[1, 2, 1, 1],
+        cpus=[0, 0, 0, 0],
+        predicted_runtime=[5000.0, 10.0, 30.0, 1.0],
     )
-    # wait/1000 - ln(1 + service): 4.0 - ln 1001 < 0 - ln 11 -> the fresh short job first
-    np.testing.assert_allclose(qssf(q, 4_000.0), [4.0 - np.log(1001), -np.log(11)])
-    assert np.argmax(qssf(q, 4_000.0)) == 1
-    # after 1000 * ln(1001 / 11) = 4,511 s the long job outranks a fresh 10-s job
-    q = _queue(
-        submit_time=[0.0, 4_600.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh
-    )
-    assert np.argmax(qssf(q, 4_600.0)) == 0
-    # two jobs that waited equally long stay shortest-first, however long that was
-    q = _queue(submit_time=[0.0, 0.0], gpus=[1, 1], cpus=[0, 0], predicted_runtime=long_then_fresh)
-    assert np.argmax(qssf(q, 1e7)) == 1
+    # below max_wait: -ln(1 + GPUs x prediction), shortest predicted service first
+    np.testing.assert_allclose(qssf(q, 999.0), -np.log1p([5000.0, 20.0, 30.0, 1.0]))
+    assert np.argsort(-qssf(q, 999.0)).tolist() == [3, 1, 2, 0]
+    # the first job reaches max_wait at t=1000 and jumps ahead of everything
+    assert np.argsort(-qssf(q, 1000.0)).tolist() == [0, 3, 1, 2]
+    # promoted jobs run oldest first, ahead of the rest
+    assert np.argsort(-qssf(q, 1100.0)).tolist() == [0, 1, 3, 2]
     with pytest.raises(ValueError, match="predicted_runtime"):
         qssf(_queue(submit_time=[0.0], gpus=[1], predicted_runtime=[np.nan]), 0.0)
 

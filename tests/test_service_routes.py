@@ -107,6 +107,13 @@ def test_bad_fields_are_named(client: FlaskClient, body: object, fields: set[str
     assert {f["field"] for f in resp.json["fields"]} == fields
 
 
+def test_batch_unknown_fields_at_both_levels(client: FlaskClient) -> None:
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": [{**JOB, "x": 1}], "y": 2})
+    assert resp.status_code == 200
+    assert resp.json["warnings"] == ["unknown field 'y' ignored"]
+    assert resp.json["results"][0]["warnings"] == ["unknown field 'jobs.0.x' ignored"]
+
+
 def test_batch_bad_field_names_job_index(client: FlaskClient) -> None:
     resp = client.post("/v1/jobs/score:batch", json={"jobs": [JOB, {**JOB, "cpus": -1}]})
     assert resp.status_code == 400
@@ -262,3 +269,17 @@ def test_hot_swap_drops_no_request(app: Flask) -> None:
         t.join()
     assert statuses and set(statuses) == {200}
     assert versions <= {first, second}
+
+
+def test_reload_of_a_file_corrupted_in_place_keeps_old_model(app: Flask) -> None:
+    client = app.test_client()
+    service = app.extensions["foresight"]
+    serving = service.slot.current.version
+    model_file = service.slot.registry.area / serving / "model.pkl"
+    model_file.write_bytes(b"garbage")
+    resp = client.post("/v1/models/reload", headers=AUTH)
+    assert resp.status_code == 409
+    assert resp.json["path"] == str(model_file) and "corrupted" in resp.json["reason"]
+    assert client.post("/v1/jobs/score", json=JOB).json["model_version"] == serving
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'foresight_model_swaps_total{outcome="refused"} 1.0' in metrics

@@ -107,10 +107,10 @@ def test_qssf_reserves_with_predictions() -> None:
         {"job_id": "y", "submit_time": 1, "run_time": 500, "cpus": 4},
         {"job_id": "z", "submit_time": 2, "run_time": 40, "cpus": 2},
     ]
-    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[100, 1, 40], age_scale=np.inf)
+    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[100, 1, 40], max_wait=np.inf)
     assert start["y"] == 100  # y is first by prediction, waits for x
     assert start["z"] == 2  # z ends at 42 <= shadow 100: backfilled
-    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[30, 1, 40], age_scale=np.inf)
+    start, _, _ = _run(rows, _cpu_cluster(1, 4), "qssf", predictions=[30, 1, 40], max_wait=np.inf)
     # x predicted to end at 30 -> shadow 30; z (ends 42) would delay y: not backfilled
     assert start["y"] == 100 and start["z"] == 600
 
@@ -204,17 +204,17 @@ def test_oversize_and_foreign_jobs_are_skipped_and_counted() -> None:
 
 
 def test_ageing_lets_a_long_job_through_a_stream_of_short_ones() -> None:
-    # one CPU kept busy by 10-s jobs arriving every 10 s for ~14 hours; one 1000-s job
+    # one CPU kept busy by 10-s jobs arriving every 10 s for ~5.5 hours; one 1000-s job
     rows = [{"job_id": "long", "submit_time": 0.5, "run_time": 1000, "cpus": 1}]
     rows += [
-        {"job_id": f"s{i}", "submit_time": 10.0 * i, "run_time": 10, "cpus": 1} for i in range(5001)
+        {"job_id": f"s{i}", "submit_time": 10.0 * i, "run_time": 10, "cpus": 1} for i in range(2001)
     ]
     pred = [r["run_time"] for r in rows]
-    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_scale=np.inf)
-    assert start["long"] >= 49_990  # pure shortest-first starves it until the stream ends
-    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, age_scale=1000.0)
-    # it outranks fresh 10-s jobs once it has waited 1000 * ln(1001 / 11) = 4,511 s
-    assert 4_511 <= start["long"] <= 4_600
+    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, max_wait=np.inf)
+    assert start["long"] >= 19_990  # pure shortest-first starves it until the stream ends
+    start, _, _ = _run(rows, _cpu_cluster(1, 1), "qssf", predictions=pred, max_wait=3000.0)
+    # promoted at 3000.5 s waited, it starts when the running 10-s job ends
+    assert 3_000.5 <= start["long"] <= 3_020
 
 
 def test_gpu_jobs_on_gpu_nodes_best_fit_by_vc() -> None:

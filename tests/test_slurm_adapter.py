@@ -86,6 +86,8 @@ def test_sacct_finished_jobs(version: str) -> None:
     assert gpu.time_limit == 300.0
     assert gpu.run_time == gpu.end_time - gpu.start_time and 2 <= gpu.run_time <= 10
     assert a.loc["3"].state == "FAILED"
+    # 24.11 reports the exit code; 22.05's sacct JSON says 0 here (its text output says 3:0).
+    assert a.loc["3"].exit_code == (3.0 if version == "24.11" else 0.0)
     assert a.loc["4"].nodes == 2.0 and a.loc["4"].cpus == 8.0
     cancelled = a.loc["5"]
     assert cancelled.state == "CANCELLED" and cancelled.node_list == ""

@@ -17,7 +17,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from predictor.cli.evaluate import evaluate_app
-from predictor.interference.evaluation import PairTable, evaluate, load_gavel, load_lucid
+from predictor.interference.evaluation import (
+    PairTable,
+    evaluate,
+    leave_family_out,
+    load_gavel,
+    load_lucid,
+)
 from predictor.interference.profiles import ProfileError
 
 _METRICS = ("mae", "mape", "precision_15", "recall_15")
@@ -101,6 +107,15 @@ def interference(
         ),
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 10,
+    holdout: Annotated[
+        str,
+        typer.Option(
+            "--holdout",
+            help="Without --test-pairs: 'pair' "
+            "(CV grouped by model pair) or 'family' (leave one model family "
+            "out).",
+        ),
+    ] = "pair",
     plot: Annotated[
         Path | None,
         typer.Option("--plot", dir_okay=False, help="Write a predicted-vs-measured PNG here."),
@@ -121,21 +136,41 @@ def interference(
     except (ValueError, ProfileError, OSError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
+    if holdout not in ("pair", "family"):
+        console.print(f"[red]error:[/] --holdout must be 'pair' or 'family', not {holdout!r}")
+        raise typer.Exit(2)
+    if holdout == "family" and (test is not None or gavel is not None):
+        console.print("[red]error:[/] --holdout family needs Lucid --pairs and no --test-pairs")
+        raise typer.Exit(2)
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("grouped cross-validation" if test is None else "train and score",
+        task = bar.add_task("cross-validation" if test is None else "train and score",
                             total=folds if test is None else None)  # fmt: skip
-        report, preds, actual = evaluate(
-            train, test, n_splits=folds,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if holdout == "family":
+            report, preds, actual = leave_family_out(train, progress=step)
+        else:
+            report, preds, actual = evaluate(train, test, n_splits=folds, progress=step)
     if plot is not None:
         source = "Gavel" if gavel else "Lucid"
-        how = "grouped CV (unseen model pairs)" if test is None else "held-out test pairs"
+        how = (
+            {"pair": "grouped CV (unseen model pairs)", "family": "leave one family out"}[holdout]
+            if test is None
+            else "held-out test pairs"
+        )
         _plot(plot, preds, actual, f"{source}, {how}: {report['n_test']} pairs")
     if as_json:
         typer.echo(json.dumps(report))
         return
-    how = f"{folds}-fold CV grouped by model pair" if test is None else "train/test"
+    how = (
+        {"pair": f"{folds}-fold CV grouped by model pair", "family": "leave one family out"}[
+            holdout
+        ]
+        if test is None
+        else "train/test"
+    )
     table = Table(title=f"interference: {how}, {report['n_train']} train / "
                   f"{report['n_test']} test pairs (metrics over both jobs)")  # fmt: skip
     table.add_column("predictor")

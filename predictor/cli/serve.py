@@ -89,13 +89,13 @@ def _train_default(config: ServiceConfig) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="address [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [default: 8765]")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8765)")] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with a [service] table")
+        Path | None, typer.Option("--config", help="TOML file with a 'service' table")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes [default: 2]")] = None,
-    threads: Annotated[int | None, typer.Option(help="threads per worker [default: 2]")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default 2)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per worker (default 2)")] = None,
 ) -> None:
     """Run the prediction service (gunicorn, binding 127.0.0.1:8765 by default)."""
     logging.basicConfig(

@@ -32,15 +32,18 @@ def simulate(
     cluster_config: Annotated[
         str | None,
         typer.Option(
-            "--cluster-config", help="A shipped config name (philly) or a JSON file; "
-            "default: the SWF header, else the log's peak usage."
+            "--cluster-config",
+            help="A shipped config name (philly) or a JSON file; "
+            "default: the SWF header, else the log's peak usage.",
         ),
     ] = None,
     target_load: Annotated[
         float | None,
         typer.Option(
-            "--target-load", min=0.01, help="Shrink each VC to the fewest nodes keeping its "
-            "offered load in the window <= L (never below its largest job)."
+            "--target-load",
+            min=0.01,
+            help="Shrink each VC to the fewest nodes keeping its "
+            "offered load in the window <= L (never below its largest job).",
         ),
     ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First submit date.")] = None,
@@ -51,8 +54,9 @@ def simulate(
     predictions: Annotated[
         str,
         typer.Option(
-            "--predictions", help="QSSF's run times: causal (the product's causal "
-            "predictions) or oracle (true run times, for reference)."
+            "--predictions",
+            help="QSSF's run times: causal (the product's causal "
+            "predictions) or oracle (true run times, for reference).",
         ),
     ] = "causal",
     fmt: Annotated[str, typer.Option("--format", help="Log format (auto-detected).")] = "auto",

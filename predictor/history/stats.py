@@ -46,6 +46,7 @@ class KeyStats:
         "n_submitted",
         "ratio_ewma",
         "recent",
+        "recent_log",
         "sum_log",
         "sum_run",
         "sumsq_log",
@@ -57,6 +58,7 @@ class KeyStats:
         self.sumsq_log = 0.0
         self.sum_run = 0.0
         self.recent: deque[float] = deque(maxlen=RECENT_K)  # raw run times, newest last
+        self.recent_log: deque[float] = deque(maxlen=RECENT_K)  # their logs
         self.ewma = NAN
         self.ratio_ewma = NAN
         self.last_end = NAN
@@ -71,6 +73,7 @@ class KeyStats:
         self.sumsq_log += lg * lg
         self.sum_run += run_time
         self.recent.append(run_time)
+        self.recent_log.append(lg)
         self.ewma = lg if self.n == 1 else EWMA_ALPHA * lg + (1 - EWMA_ALPHA) * self.ewma
         if time_limit > 0:
             ratio = lg - log_runtime(time_limit)
@@ -108,15 +111,14 @@ class KeyStats:
         )
         if n == 0:
             return [0.0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, since_submit, running]
-        recent = self.recent
-        logs = sorted(log_runtime(r) for r in recent)
+        logs = sorted(self.recent_log)
         k = len(logs)
         med = logs[k // 2] if k % 2 else 0.5 * (logs[k // 2 - 1] + logs[k // 2])
         mean = self.sum_log / n
         var = max(self.sumsq_log / n - mean * mean, 0.0)
         return [
             math.log1p(n),
-            log_runtime(recent[-1]),
+            self.recent_log[-1],
             log_runtime(self.last2_mean()),
             med,
             mean,

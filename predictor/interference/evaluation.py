@@ -244,3 +244,43 @@ def evaluate(
         "predictors": {k: interference_metrics(p, actual) for k, p in preds.items()},
     }
     return report, preds, actual
+
+
+def leave_family_out(
+    table: PairTable,
+    kinds: Sequence[Kind] = KINDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
+    """Unseen model *families*: for each family, train on the pairs without it and score
+    both jobs of every pair with it; metrics pool all held-out predictions.
+
+    Needs ``model_family`` in the profiles (Lucid has it). ``n_test`` counts scored
+    pairs (a pair of two held-out families is scored twice, once per family).
+    """
+    if "model_family" not in table.a.columns:
+        raise ValueError("leave-family-out needs model_family in the profiles")
+    fam_a, fam_b = table.a["model_family"].to_numpy(), table.b["model_family"].to_numpy()
+    families = sorted(set(fam_a) | set(fam_b))
+    kinds = _kinds_for(table.fields, kinds)
+    preds: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    actual: list[np.ndarray] = []
+    n_test = 0
+    for i, fam in enumerate(families):
+        held = (fam_a == fam) | (fam_b == fam)
+        if held.all() or not held.any():
+            continue
+        train, test = table.take(np.flatnonzero(~held)), table.take(np.flatnonzero(held))
+        for k in kinds:
+            preds[k].append(_fit_predict(k, train, test))
+        actual.append(np.concatenate([test.speed_a, test.speed_b]))
+        n_test += len(test)
+        if progress:
+            progress(i + 1, len(families))
+    y = np.concatenate(actual)
+    joined = {k: np.concatenate(v) for k, v in preds.items()}
+    report = {
+        "n_train": len(table),
+        "n_test": n_test,
+        "predictors": {k: interference_metrics(p, y) for k, p in joined.items()},
+    }
+    return report, joined, y

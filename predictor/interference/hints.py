@@ -10,11 +10,12 @@ Every running job is a potential GPU co-runner of the new job; a node is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from predictor.interference.profiles import JobProfile, ProfileStore
 from predictor.models.interference import InterferenceModel, profile_matrix
@@ -176,3 +177,21 @@ def hints_for_job(
         for node, jobs in nodes.items()
     }  # fmt: skip
     return placement_hints(new, running, model, config)
+
+
+def running_by_node(
+    queue: pd.DataFrame, expand: Callable[[str], list[str]]
+) -> dict[str, list[dict[str, Any]]]:
+    """``{node: [running job rows]}`` from a queue table (``SlurmAdapter.queue()`` columns
+    ``job_id``, ``user``, ``account``, ``job_name``, ``state``, ``node_list``).
+
+    ``expand`` turns a Slurm hostlist (``n[1-3]``) into node names, e.g.
+    ``slurm_hooks.power.program.expand_hostlist``.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    running = queue[queue["state"] == "RUNNING"]
+    cols = ["job_id", "user", "account", "job_name"]
+    for row, hostlist in zip(running[cols].to_dict("records"), running["node_list"], strict=True):
+        for node in expand(str(hostlist)) if hostlist else []:
+            out.setdefault(node, []).append(row)
+    return out

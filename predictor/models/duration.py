@@ -65,10 +65,10 @@ class DurationConfig:
 
 def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
     """The recency anchor (log seconds) of each feature row; 0 where no history at all."""
-    anchor = np.full(X.shape[0], np.nan)
-    for name in ANCHOR_FEATURES:
-        column = X[:, list(feature_names).index(name)].astype(np.float64)
-        anchor = np.where(np.isnan(anchor), column, anchor)
+    names = list(feature_names)
+    anchor = X[:, names.index(ANCHOR_FEATURES[0])].astype(np.float64)
+    for name in ANCHOR_FEATURES[1:]:
+        anchor = np.where(np.isnan(anchor), X[:, names.index(name)], anchor)
     return np.nan_to_num(anchor, nan=0.0)
 
 

@@ -103,23 +103,35 @@ def pair_feature_names(fields: Sequence[str]) -> list[str]:
 def pair_features(a: np.ndarray, b: np.ndarray, fields: Sequence[str]) -> np.ndarray:
     """Features of ``speed(a | b)``: per field a, b, a+b and a/(a+b); then util product,
     the heuristic and the util excess over 100 (when ``gpu_util`` is a field)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    cols: list[np.ndarray] = []
-    for j, f in enumerate(fields):
-        xa, xb = a[:, j], b[:, j]
-        if f in _LOG2:
-            xa, xb = np.log2(np.maximum(xa, 1.0)), np.log2(np.maximum(xb, 1.0))
-        total = xa + xb
-        cols += [xa, xb, total]
-        if f not in _FLAGS:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cols.append(np.where(total > 0, xa / total, 0.5))
+    a = np.array(a, dtype=np.float64)
+    b = np.array(b, dtype=np.float64)
+    logs = [j for j, f in enumerate(fields) if f in _LOG2]
+    if logs:
+        a[:, logs] = np.log2(np.maximum(a[:, logs], 1.0))
+        b[:, logs] = np.log2(np.maximum(b[:, logs], 1.0))
+    total = a + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total > 0, a / total, np.where(np.isnan(total), np.nan, 0.5))
+    stacked = np.concatenate([a, b, total, share], axis=1)
+    out = stacked[:, _column_order(tuple(fields))]
     if "gpu_util" in fields:
         j = list(fields).index("gpu_util")
         ua, ub = a[:, j], b[:, j]
-        cols += [ua * ub / 100.0, heuristic_speed(ua, ub), np.maximum(ua + ub - 100.0, 0.0)]
-    return np.column_stack(cols)
+        extra = np.column_stack(
+            [ua * ub / 100.0, heuristic_speed(ua, ub), np.maximum(ua + ub - 100.0, 0.0)]
+        )
+        out = np.concatenate([out, extra], axis=1)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _column_order(fields: tuple[str, ...]) -> list[int]:
+    """Where each per-field feature sits in ``[a | b | a+b | share]`` (see pair_feature_names)."""
+    k = len(fields)
+    order: list[int] = []
+    for j, f in enumerate(fields):
+        order += [j, k + j, 2 * k + j] + ([] if f in _FLAGS else [3 * k + j])
+    return order
 
 
 class InterferenceModel:

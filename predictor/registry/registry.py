@@ -79,6 +79,7 @@ class ModelRegistry:
         self.area.mkdir(parents=True, exist_ok=True)
         version = self._new_version()
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=self.area))
+        tmp.chmod(0o755)
         try:
             model.save(tmp)
             meta = {

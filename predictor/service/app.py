@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -99,6 +100,11 @@ def create_app(config: ServiceConfig | None = None, *, watch: bool = True) -> Fl
     _install_metrics_hooks(app, service.metrics)
     for module in (jobs, models, health):
         app.register_blueprint(module.bp)
+    # The history buckets and the model are long-lived: move them out of the
+    # collector's sight, so a full collection (~0.1-0.25 s with a 28k-job history)
+    # never lands inside a request.
+    gc.collect()
+    gc.freeze()
     if watch:
         service.watcher.start()
     return app

@@ -24,12 +24,15 @@ from predictor.history import HistoryStore
 from predictor.logs.schema import to_canonical
 
 _TABLES = ("ended", "submitted")
-#: rows folded per lock hold, so scoring threads wait at most one chunk
+#: rows folded per lock hold, so a completion never waits behind a whole large pull
 CHUNK = 256
 
 
 class HistorySync:
-    """Owns the worker's store plus the lock that serialises its writers."""
+    """Owns the worker's store plus the lock that serialises its writers.
+
+    Readers (scoring) take no lock; see :func:`predictor.service.scoring.feature_row`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path

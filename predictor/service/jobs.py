@@ -54,9 +54,7 @@ def score(job: JobDescriptor) -> ScoreResult:
     loaded = _served(service)
     now = time.time()
     row = pending_row(job, now)
-    s = service.scorer.score_rows(
-        loaded, [row], service.history.store, now, ranked=False, lock=service.history.lock
-    )
+    s = service.scorer.score_rows(loaded, [row], service.history.store, now, ranked=False)
     service.metrics.jobs_scored.inc()
     service.metrics.predicted_runtime.observe(float(s.runtime[0]))
     return ScoreResult(
@@ -88,9 +86,7 @@ def score_batch(batch: BatchRequest) -> Response:
     loaded = _served(service)
     now = time.time()
     rows = [pending_row(job, now) for job in batch.jobs]
-    s = service.scorer.score_rows(
-        loaded, rows, service.history.store, now, ranked=True, lock=service.history.lock
-    )
+    s = service.scorer.score_rows(loaded, rows, service.history.store, now, ranked=True)
     service.history.queue_submitted([row for row in rows if row["job_id"]])
     service.metrics.jobs_scored.inc(len(rows))
     observe = service.metrics.predicted_runtime.observe
@@ -115,7 +111,8 @@ def score_batch(batch: BatchRequest) -> Response:
             "warnings": _unknown_warnings(service, "/v1/jobs/score:batch", unknown,
                                           f"jobs.{i}.") if unknown else [],
         })  # fmt: skip
-    body = json.dumps({"results": results}, allow_nan=False)
+    warnings = _unknown_warnings(service, "/v1/jobs/score:batch", batch.unknown_fields())
+    body = json.dumps({"results": results, "warnings": warnings}, allow_nan=False)
     return Response(body, 200, mimetype="application/json")
 
 

@@ -160,6 +160,10 @@ class BatchResponse(BaseModel):
     """Results in the order of the request's jobs."""
 
     results: list[ScoreResult]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="problems with the batch itself (per-job ones are in results)",
+    )
 
 
 class CompleteResult(BaseModel):

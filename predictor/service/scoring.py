@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +93,24 @@ def absolute_site_factor(priority: np.ndarray) -> np.ndarray:
     p = np.asarray(priority, dtype=np.float64)
     scaled = np.sign(p) * np.log1p(np.abs(p)) / _PRIORITY_SPAN
     return np.rint((np.clip(scaled, -1.0, 1.0) + 1.0) * SITE_FACTOR_SCALE / 2).astype(np.int64)
+
+
+def feature_row(row: dict[str, Any], history: HistoryStore, attempts: int = 3) -> list[float]:
+    """:func:`build_feature_row`, retried if a writer thread changed a bucket mid-read.
+
+    History writers (completions, other workers' rows) run in other threads of
+    the worker and hold :attr:`HistorySync.lock` only among themselves, so a
+    slow SQLite commit never stalls scoring. The one way a concurrent write can
+    disturb a read is a bucket's recent-runs deque changing while it is being
+    iterated (``RuntimeError``); the row is then simply built again.
+    """
+    for attempt in range(attempts):
+        try:
+            return build_feature_row(row, history)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class PredictionError(RuntimeError):
@@ -178,7 +195,6 @@ class Scorer:
         now: float,
         *,
         ranked: bool,
-        lock: AbstractContextManager[Any] | None = None,
         times: StageTimes | None = None,
     ) -> Scores:
         """Score canonical rows in one pass: one feature row each, one model call, one policy call.
@@ -186,17 +202,11 @@ class Scorer:
         Features come from :func:`predictor.features.build_feature_row`, the function
         ``build_features`` wraps, fed the rows directly (no DataFrame round trip).
         ``ranked`` site factors are ranks within ``rows`` (a queue snapshot); otherwise
-        each job gets the absolute mapping. ``lock`` (held per row) keeps writers to
-        ``history`` from changing a bucket while a row reads it.
+        each job gets the absolute mapping. Reads take no lock (see :func:`feature_row`).
         """
         times = times if times is not None else StageTimes()
         t0 = time.perf_counter()
-        guard = lock if lock is not None else nullcontext()
-        features = []
-        for row in rows:
-            with guard:
-                features.append(build_feature_row(row, history))
-        X = np.array(features, dtype=np.float64)
+        X = np.array([feature_row(row, history) for row in rows], dtype=np.float64)
         X = X.reshape(len(rows), len(FEATURE_NAMES))
         t1 = time.perf_counter()
         runtime, lo, hi = self._predict(loaded, X)

@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,7 @@ LOCK_PATH = Path("/tmp/foresight-devcluster.lock")
 
 
 @contextlib.contextmanager
-def _cluster_lock():
+def _cluster_lock() -> Iterator[None]:
     """Serialise up/down between concurrent sessions (e.g. two pytest runs)."""
     with LOCK_PATH.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
