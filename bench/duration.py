@@ -4,9 +4,10 @@
 jobs; rows/s for training, predictions/s single-job and batch, p99 single-job
 latency (features + model), against the ``last2`` baseline in the same run.
 
-``python -m bench.duration --table`` (accuracy): issue 2's protocol on the six
-named logs; writes ``docs/duration_results.json`` and ``docs/duration_accuracy.png``
-and prints the markdown table for ``docs/duration.md``.
+``python -m bench.duration --table [--only KTH-SP2,LCG]`` (accuracy): issue 2's
+protocol on the six named logs; writes ``docs/duration_results/<log>.json`` and
+``docs/duration_accuracy.png`` and prints the markdown table for
+``docs/duration.md`` (``--report`` redraws both from the saved JSON).
 """
 
 from __future__ import annotations
@@ -93,21 +94,33 @@ def speed(n_predict: int = 100_000) -> None:
           f"{np.percentile(lat, 99) / np.percentile(base, 99):.0f}x")
 
 
-def table(out_dir: Path) -> None:
-    """Issue 2's protocol on the six logs -> JSON, markdown table and PNG plot."""
+def table(out_dir: Path, only: list[str] | None = None) -> None:
+    """Issue 2's protocol on the six logs -> per-log JSON, then the table and plot."""
     from rich.progress import Progress
 
-    results = []
+    names = only or list(LOGS)
+    unknown = sorted(set(names) - set(LOGS))
+    if unknown:
+        raise SystemExit(f"unknown log(s) {unknown}; known: {', '.join(LOGS)}")
+    folder = out_dir / "duration_results"
+    folder.mkdir(parents=True, exist_ok=True)
     with Progress() as bar:
-        task = bar.add_task("logs", total=len(LOGS))
-        for name, rel in LOGS.items():
+        task = bar.add_task("logs", total=len(names))
+        for name in names:
             bar.update(task, description=name)
             t0 = time.perf_counter()
-            report = evaluate_duration(read_log(data_dir() / rel).jobs, log=name)
+            report = evaluate_duration(read_log(data_dir() / LOGS[name]).jobs, log=name)
             report["seconds"] = round(time.perf_counter() - t0, 1)
-            results.append(report)
+            (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
             bar.advance(task)
-            (out_dir / "duration_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report_table(out_dir)
+
+
+def report_table(out_dir: Path) -> None:
+    """Print the markdown table and draw the PNG from the per-log JSON files present."""
+    folder = out_dir / "duration_results"
+    results = [json.loads((folder / f"{name}.json").read_text()) for name in LOGS
+               if (folder / f"{name}.json").exists()]
     print(markdown(results))
     plot(results, out_dir / "duration_accuracy.png")
 
@@ -148,10 +161,14 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="store_true", help="accuracy table on the six logs")
+    parser.add_argument("--only", help="comma-separated log names (default: all six)")
+    parser.add_argument("--report", action="store_true", help="table + plot from saved JSON")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args()
-    if args.table:
-        table(args.out)
+    if args.report:
+        report_table(args.out)
+    elif args.table:
+        table(args.out, args.only.split(",") if args.only else None)
     else:
         speed()
 

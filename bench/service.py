@@ -261,10 +261,12 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
     """Median microseconds per stage of one score, measured in this process."""
     from predictor.config import load_config
     from predictor.service import create_app
+    from predictor.service.app import freeze_long_lived_objects
     from predictor.service.schemas import JobDescriptor, ScoreResult
     from predictor.service.scoring import StageTimes, pending_row
 
     app = create_app(load_config(environ={}, state_dir=home), watch=False)
+    freeze_long_lived_objects()  # as each gunicorn worker does after start-up
     service = app.extensions["foresight"]
     loaded = service.slot.current
     raw = [json.dumps(b).encode() for b in bodies]

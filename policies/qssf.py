@@ -1,7 +1,9 @@
 """QSSF: quasi-shortest-service-first on predicted GPU (or CPU) time, with ageing.
 
 Service = size x predicted run time, where size is the job's GPUs, or its
-CPUs (processors) for CPU-only jobs. Shortest predicted service runs first::
+CPUs (processors) for CPU-only jobs, and the prediction is capped at the
+job's time limit where it has one (Slurm ends a job at its limit). Shortest
+predicted service runs first::
 
     priority = -ln(1 + size * predicted_runtime)
 
@@ -32,6 +34,15 @@ from policies.base import Snapshot, column, job_size, waited
 PROMOTED = 1e12  # above any -ln(1 + service); promoted jobs are ordered by wait
 
 
+def capped_prediction(queue: Snapshot) -> np.ndarray:
+    """``predicted_runtime`` (>= 0), capped at ``time_limit`` where that is known."""
+    predicted = np.maximum(column(queue, "predicted_runtime"), 0.0)
+    if np.isnan(predicted).any():
+        raise ValueError("predicted_runtime has missing values; QSSF needs one per job")
+    limit = column(queue, "time_limit", np.nan)
+    return np.where(limit > 0, np.fmin(predicted, limit), predicted)
+
+
 @dataclass(frozen=True)
 class Qssf:
     """Shortest predicted service first, with max-wait promotion (see module docstring)."""
@@ -47,9 +58,7 @@ class Qssf:
             )
 
     def __call__(self, queue: Snapshot, now: float) -> np.ndarray:
-        predicted = np.maximum(column(queue, "predicted_runtime"), 0.0)
-        if np.isnan(predicted).any():
-            raise ValueError("predicted_runtime has missing values; QSSF needs one per job")
+        predicted = capped_prediction(queue)
         wait = waited(queue, now)
         shortest_first = -np.log1p(job_size(queue) * predicted)
         return np.where(wait >= self.max_wait, PROMOTED + wait, shortest_first)

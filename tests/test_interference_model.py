@@ -89,6 +89,24 @@ def test_xgboost_is_monotone_in_co_runner_load(lucid: PairTable) -> None:
     assert speeds[-1] < speeds[0] - 0.05
 
 
+def test_partial_profiles_are_scored_by_a_model_without_those_fields(lucid: PairTable) -> None:
+    model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    actual = np.concatenate([lucid.speed_a, lucid.speed_b])
+    slurm_like = ["gmem_util", "batch_size", "amp"]  # what sacct's TRESUsage gives us
+    a, b = lucid.a.drop(columns=slurm_like), lucid.b.drop(columns=slurm_like)
+    routed = model._route(model._matrix(a), model._matrix(b))
+    assert [key for key, _ in routed] == [tuple(slurm_like)]
+    partial = np.concatenate(model.predict_pairs(a, b))
+    heur = heuristic_speed(np.r_[lucid.a.gpu_util, lucid.b.gpu_util],
+                           np.r_[lucid.b.gpu_util, lucid.a.gpu_util])  # fmt: skip
+    assert np.mean(np.abs(partial - actual)) < np.mean(np.abs(heur - actual))
+    util_only = np.concatenate(model.predict_pairs(lucid.a[["gpu_util"]], lucid.b[["gpu_util"]]))
+    assert np.all(np.isfinite(util_only))
+    assert np.mean(np.abs(util_only - actual)) < np.mean(np.abs(heur - actual))
+
+
 def test_save_load_round_trip(lucid: PairTable, tmp_path: Path) -> None:
     model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
         lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
@@ -127,13 +145,13 @@ def test_metrics_on_known_values() -> None:
 def test_grouped_cv_scores_unseen_pairs(lucid: PairTable) -> None:
     keep = np.isin(lucid.group, np.unique(lucid.group)[:8])
     table = lucid.take(np.flatnonzero(keep))
-    report, preds, actual = evaluate(table, n_splits=4, kinds=("heuristic", "random_forest"))
+    report, preds, actual = evaluate(table, n_splits=4, kinds=("heuristic", "xgboost"))
     assert report["n_train"] == report["n_test"] == len(table)
-    assert set(report["predictors"]) == {"heuristic", "random_forest"}
+    assert set(report["predictors"]) == {"heuristic", "xgboost"}
     heur = heuristic_speed(np.r_[table.a.gpu_util, table.b.gpu_util],
                            np.r_[table.b.gpu_util, table.a.gpu_util])  # fmt: skip
     assert report["predictors"]["heuristic"]["mae"] == pytest.approx(np.mean(np.abs(heur - actual)))
-    assert np.all(np.isfinite(preds["random_forest"]))
+    assert np.all(np.isfinite(preds["xgboost"]))
 
 
 def test_missing_profile_is_named(tmp_path: Path, data: Path) -> None:

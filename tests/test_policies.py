@@ -119,3 +119,15 @@ def test_site_factor_ranks_into_integer_range() -> None:
     assert priority_to_site_factor(np.array([])).size == 0
     with pytest.raises(ValueError):
         priority_to_site_factor(np.array([np.nan]))
+
+
+def test_qssf_caps_predictions_at_the_time_limit() -> None:
+    q = _queue(
+        submit_time=[0.0, 0.0],
+        gpus=[0, 0],
+        cpus=[1, 1],
+        predicted_runtime=[500.0, 100.0],
+        time_limit=[60.0, np.nan],  # Slurm ends the first job by 60 s
+    )
+    prio = get_policy("qssf")(q, 0.0)
+    np.testing.assert_allclose(prio, -np.log1p([60.0, 100.0]))

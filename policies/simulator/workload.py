@@ -49,14 +49,16 @@ class Workload:
         ``limit``: the requested time limit, else the true run time (logs
         without limits give the baselines perfect estimates: conservative
         for comparisons against QSSF); ``prediction``: the prediction
-        (required); ``oracle``: the true run time. Floored at 1 s.
+        (required), capped at the limit where there is one; ``oracle``: the
+        true run time. Floored at 1 s.
         """
         if kind == "oracle":
             est = self.run_time.copy()
         elif kind == "prediction":
             if np.isnan(self.predicted).any():
                 raise ValueError("this policy needs a run-time prediction for every job")
-            est = self.predicted.copy()
+            has_limit = np.isfinite(self.time_limit) & (self.time_limit > 0)
+            est = np.where(has_limit, np.fmin(self.predicted, self.time_limit), self.predicted)
         elif kind == "limit":
             ok = np.isfinite(self.time_limit) & (self.time_limit > 0)
             est = np.where(ok, self.time_limit, self.run_time)

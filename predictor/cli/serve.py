@@ -32,6 +32,7 @@ def _multiproc_dir(config: ServiceConfig) -> Path:
 
 def gunicorn_options(config: ServiceConfig) -> dict[str, Any]:
     """gunicorn settings for ``config`` (bind, workers, threads, logging, hooks)."""
+    from predictor.service.app import freeze_long_lived_objects
     from predictor.service.metrics import worker_exited
 
     assert config.state_dir is not None
@@ -49,6 +50,7 @@ def gunicorn_options(config: ServiceConfig) -> dict[str, Any]:
         "loglevel": "info",
         "proc_name": "foresight-serve",
         "child_exit": lambda _server, worker: worker_exited(worker.pid),
+        "post_worker_init": lambda _worker: freeze_long_lived_objects(),
         "limit_request_line": 8190,
         # one control socket per state dir, so several instances never collide
         "control_socket": str(config.state_dir / "service" / "gunicorn.ctl"),

@@ -66,7 +66,7 @@ def build_features(
         keys = job_keys(job)
         rows.append(build_feature_row(job, history, keys=keys))
         if record_submit:
-            history._fold_submitted(job, keys)
+            history.record_submitted(job)
     return pd.DataFrame(rows, index=jobs.index, columns=list(FEATURE_NAMES), dtype=np.float64)
 
 

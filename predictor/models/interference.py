@@ -56,6 +56,12 @@ MONOTONE: dict[str, int] = {
     "heuristic": 1,
     "util_excess": -1,
 }
+#: Field sets a profile may lack, each with its own estimator: profiles learned from Slurm
+#: accounting (utilisation and GPU memory only), and utilisation alone.
+PARTIAL_PROFILES: tuple[tuple[str, ...], ...] = (
+    ("gmem_util", "batch_size", "amp"),
+    ("gmem_util", "gmem_mb", "batch_size", "amp"),
+)
 #: Speed below which a job counts as slowed down by more than 15%.
 SLOW_CUT = 0.85
 RF_PARAMS: dict[str, Any] = {"n_estimators": 200, "min_samples_leaf": 2}
@@ -140,7 +146,9 @@ class InterferenceModel:
     ``kind`` picks XGBoost, a random forest or the heuristic (no training).
     ``clip_target`` caps training targets (co-located runs measured faster than
     solo are noise for placement; None keeps them). ``monotone`` applies
-    :data:`MONOTONE` to XGBoost.
+    :data:`MONOTONE` to XGBoost. ``partial_profiles`` lists field sets that profiles
+    may lack: one more estimator is trained without each, and rows missing fields
+    are routed to the smallest such estimator that covers them.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class InterferenceModel:
         clip_target: float | None = 1.0,
         params: Mapping[str, Any] | None = None,
         monotone: bool = True,
+        partial_profiles: Sequence[Sequence[str]] | None = PARTIAL_PROFILES,
         seed: int = 0,
     ) -> None:
         if kind not in KINDS:
@@ -162,6 +171,7 @@ class InterferenceModel:
         self.clip_target = clip_target
         self.params = dict(params or (XGB_PARAMS if kind == "xgboost" else RF_PARAMS))
         self.monotone = monotone
+        self.partial_profiles = tuple(tuple(d) for d in (partial_profiles or ()))
         self.seed = seed
         self._est: Any = None
 
@@ -186,7 +196,16 @@ class InterferenceModel:
             raise ValueError("speeds must be finite and non-negative")
         if self.kind == "heuristic":
             return self
-        self._est = self._train(xa, xb, y)
+        # One estimator per field set: all fields, then each partial profile's subset
+        # (trained with those fields blank), so a profile lacking fields is scored by a
+        # model that never relied on them.
+        self._est = {(): self._train(xa, xb, y)}
+        for drop in self.partial_profiles:
+            cols = [j for j, f in enumerate(self.fields) if f in drop]
+            if cols:
+                ma, mb = xa.copy(), xb.copy()
+                ma[:, cols] = mb[:, cols] = np.nan
+                self._est[tuple(drop)] = self._train(ma, mb, y)
         return self
 
     def _train(self, xa: np.ndarray, xb: np.ndarray, y: np.ndarray) -> Any:
@@ -210,6 +229,22 @@ class InterferenceModel:
         est = RandomForestRegressor(random_state=self.seed, n_jobs=1, **self.params)
         return est.fit(x, y)
 
+    def _route(self, xa: np.ndarray, xb: np.ndarray) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        """Which estimator scores each row: the smallest trained field set covering the
+        fields missing on either side (the all-fields model when none does)."""
+        missing = np.isnan(xa) | np.isnan(xb)
+        if not missing.any():
+            return [((), np.arange(len(xa)))]
+        keys = sorted(self._est, key=len)
+        choice = np.zeros(len(xa), dtype=int)
+        for i, row in enumerate(missing):
+            absent = {f for f, m in zip(self.fields, row, strict=True) if m}
+            for k, key in enumerate(keys):
+                if absent <= set(key):
+                    choice[i] = k
+                    break
+        return [(keys[k], np.flatnonzero(choice == k)) for k in np.unique(choice)]
+
     def slowed_down(self, a: Any, b: Any, slowdown: float = 1.0 - SLOW_CUT) -> np.ndarray:
         """Whether ``a`` is predicted slowed by more than ``slowdown`` next to ``b``."""
         return self.predict(a, b) < 1.0 - slowdown
@@ -231,9 +266,12 @@ class InterferenceModel:
             return heuristic_speed(xa[:, j], xb[:, j])
         if self._est is None:
             raise RuntimeError("interference model is not fitted")
-        x = pair_features(xa, xb, self.fields)
-        pred = self._est.inplace_predict(x) if self.kind == "xgboost" else self._est.predict(x)
-        return np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
+        pred = np.empty(len(xa))
+        for key, rows in self._route(xa, xb):
+            x = pair_features(xa[rows], xb[rows], self.fields)
+            est = self._est[key]
+            pred[rows] = est.inplace_predict(x) if self.kind == "xgboost" else est.predict(x)
+        return np.maximum(pred, 0.0)
 
     def predict_pairs(self, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
         """Both jobs' speeds for each pair, from one stacked call: (speed_a, speed_b)."""
@@ -246,6 +284,7 @@ class InterferenceModel:
         state = {"format": _FORMAT, "kind": self.kind, "fields": self.fields,
                  "clip_target": self.clip_target, "params": self.params, "seed": self.seed,
                  "monotone": self.monotone,
+                 "partial_profiles": self.partial_profiles,
                  "est": self._est}  # fmt: skip
         atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -260,6 +299,7 @@ class InterferenceModel:
             raise ValueError(f"{path}: not a {_FORMAT} file")
         model = cls(state["kind"], fields=state["fields"], clip_target=state["clip_target"],
                     params=state["params"], monotone=state["monotone"],
+                    partial_profiles=state["partial_profiles"],
                     seed=state["seed"])  # fmt: skip
         model._est = state["est"]
         return model

@@ -94,8 +94,16 @@ class ModelSlot:
 
     def activate(self, version: str) -> LoadedModel:
         """Load ``version``, then make it the registry's active one (a bad file changes nothing)."""
+        previous = self._current
         loaded = self.load(version)
-        self.registry.activate(version)
+        try:
+            self.registry.activate(version)
+        except Exception:
+            with self._swap_lock:  # the registry refused: keep serving what it says is active
+                self._current = previous
+            if self._on_swap is not None:
+                self._on_swap(previous.version if previous else None, version)
+            raise
         self._seen = self._marker()
         return loaded
 
