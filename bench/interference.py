@@ -93,7 +93,7 @@ def main() -> None:
                           f"{r['p99_ms'] / base['p99_ms']:.1f}x", f"{r['cpu_p50_ms']:.3f}",
                           f"{r['cpu_p99_ms']:.3f}",
                           f"{r['cpu_p99_ms'] / base['cpu_p99_ms']:.1f}x")  # fmt: skip
-    console = Console()
+    console = Console(width=150)
     console.print(table_out)
     load = os.getloadavg()[0]
     for what, key in (("wall", "p99_ms"), ("thread CPU", "cpu_p99_ms")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,11 @@ def replay_cmd(
     forecaster: Annotated[str, typer.Option(help="xgboost or persistence.")] = "xgboost",
     idle_power_w: Annotated[float, typer.Option(min=0, help="Idle power per node (W).")] = 400.0,
     planner: PlannerOpt = None,
+    boot_s: Annotated[int | None, typer.Option(
+        "--boot-s", min=0,
+        help="Node boot latency in seconds (overrides the planner's boot_s, default 300): "
+             "a node woken at the end of step t takes work from step t + 1 + boot_s // step.",
+    )] = None,
     save_model: Annotated[bool, typer.Option(
         help="Save the trained forecaster for `energy run`/`plan`.")] = False,
 ) -> None:
@@ -52,6 +58,9 @@ def replay_cmd(
     from energy.replay import public_json, replay, write_report
     from energy.series import SeriesError, load_steps
 
+    config = _planner(planner)
+    if boot_s is not None:
+        config = replace(config, boot_s=boot_s)
     try:
         steps, repairs, name = load_steps(series, fmt)
         for line in repairs:
@@ -59,7 +68,7 @@ def replay_cmd(
         with _err.status("replaying") as status:
             result = replay(
                 steps, name, test_start=test_start, test_end=test_end,
-                config=_planner(planner), forecaster=forecaster, idle_power_w=idle_power_w,
+                config=config, forecaster=forecaster, idle_power_w=idle_power_w,
                 progress=lambda msg: status.update(msg),
             )
     except (SeriesError, ValueError) as exc:
@@ -72,7 +81,6 @@ def replay_cmd(
         from energy.controller import model_dir
         from predictor.models.demand import PeakForecaster, make_forecaster
 
-        config = _planner(planner)
         history = steps["demand"].loc[: result["test_end"]]
         make_forecaster(forecaster).fit(history).save(model_dir() / "short")
         if forecaster != "persistence" and config.peak_window > 0:

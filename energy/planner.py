@@ -51,9 +51,14 @@ class PlannerConfig:
     reference_swing: float = 28.0
 
     @property
-    def boot_steps(self) -> int:
-        """Whole steps a woken node needs before it can take work (>= 1: not this step)."""
-        return max(1, math.ceil(self.boot_s / self.step_s))
+    def ready_steps(self) -> int:
+        """Steps from a wake-up at the end of step ``t`` until the node takes work.
+
+        The boot starts at the end of step ``t`` and the node counts as on from
+        the step in which its boot completes: ``t + 1 + boot_s // step_s`` (a boot
+        shorter than a step serves step ``t + 1``; the same rule for every policy).
+        """
+        return 1 + max(0, self.boot_s) // self.step_s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,11 +67,11 @@ class PlannerConfig:
         """Buffers and rate limits rescaled to the swing of ``demand`` (past steps only).
 
         The swing is the 99th percentile of absolute demand changes over the boot
-        lead (``boot_steps + 1`` steps); a cluster with half the swing gets half
+        lead (``ready_steps + 1`` steps); a cluster with half the swing gets half
         the buffers. Unchanged if ``reference_swing`` is 0 or history is too short.
         """
         d = np.asarray(demand, dtype=np.float64)
-        lead = self.boot_steps + 1
+        lead = self.ready_steps + 1
         if self.reference_swing <= 0 or len(d) < 144 + lead:
             return self
         swing = float(np.percentile(np.abs(d[lead:] - d[:-lead]), 99))

@@ -4,8 +4,10 @@ Causality: the forecaster is trained on steps before ``test_start`` only; at
 step ``t`` the Foresight policy sees demand up to ``t`` (its forecasts come from
 :func:`~predictor.models.demand.demand_features`, trailing windows only). A
 decision taken at the end of step ``t`` acts from step ``t + 1``: powered-down
-nodes are off from ``t + 1``; woken nodes draw power from ``t + 1`` and can take
-work from ``t + 1 + boot_steps``. Every policy starts ``warmup`` before the
+nodes are off from ``t + 1``; woken nodes draw power from ``t + 1`` and count as
+on from the step in which their boot completes, ``t + 1 + boot_s // step_s``
+(:attr:`PlannerConfig.ready_steps`; with the default 300 s boot, step ``t + 1``).
+The same boot rule applies to every policy. Every policy starts ``warmup`` before the
 test window (on earlier data) so the scored window does not begin "all on".
 
 Metrics over the scored steps of ``[test_start, test_end]`` (steps with no data
@@ -126,20 +128,26 @@ def simulate_foresight(
             rise=float(demand[t] - demand[max(0, t - config.trend_steps)]),
         )
         if dec.wake > 0:
-            booting.append((t + 1 + config.boot_steps, dec.wake))
+            booting.append((t + config.ready_steps, dec.wake))
             last_wake, woke[j] = t, True
         on -= min(dec.power_down, on)
     return {"powered": powered, "available": available, "woke": woke}
 
 
 def simulate_idle_timeout(
-    steps: pd.DataFrame, timeout_steps: int, boot_steps: int, i0: int, i1: int
+    steps: pd.DataFrame, timeout_steps: int, ready_steps: int, i0: int, i1: int
 ) -> dict[str, np.ndarray]:
-    """Slurm's own power saving: a node idle for ``timeout_steps`` powers down; work wakes it.
+    """Slurm's own power saving: a node idle longer than ``timeout_steps`` powers down.
 
-    Busy work goes to the most recently idle nodes first (so long-idle nodes time
-    out -- the most favourable assignment for this baseline); when demand exceeds
-    the nodes on, the missing nodes are resumed and are usable after the boot.
+    Idle time is counted in whole steps from the end of the node's last busy step
+    (a 10-minute maximum may fall in its last minute) and, as in Slurm's
+    ``last_busy < now - SuspendTime``, must *exceed* the timeout: a node last busy
+    in step ``s`` is checked at each step end and powered down at the end of step
+    ``s + timeout_steps + 1``. Busy work goes to the most recently idle nodes
+    first (so long-idle nodes time out -- the most favourable assignment for this
+    baseline); when demand exceeds the nodes on during step ``t`` (a short step),
+    the missing nodes are resumed in that step (one wake-up event) and take work
+    from step ``t + ready_steps``.
     """
     demand = steps["demand"].to_numpy()
     total = steps["total"].to_numpy()
@@ -167,9 +175,9 @@ def simulate_idle_timeout(
             busy = want
         lacking = min(int(demand[t]), int(total[t])) - on - booting_n
         if lacking > 0:
-            booting.append((t + 1 + boot_steps, lacking))
+            booting.append((t + ready_steps, lacking))
             woke[j] = True
-        while idle and t + 1 - idle[0] >= timeout_steps:
+        while idle and t + 1 - idle[0] > timeout_steps:
             idle.popleft()
     return {"powered": powered, "available": available, "woke": woke}
 
@@ -262,7 +270,7 @@ def replay(
     say("replaying foresight, idle_timeout_30m, always_on")
     runs["foresight"] = simulate_foresight(history, forecasts, config, i0, i1, peak)
     runs["idle_timeout_30m"] = simulate_idle_timeout(
-        history, max(1, round(idle_timeout_s / step_s)), config.boot_steps, i0, i1
+        history, max(1, round(idle_timeout_s / step_s)), config.ready_steps, i0, i1
     )
     runs["always_on"] = simulate_always_on(history, i0, i1)
     demand = history["demand"].to_numpy()[k0:]

@@ -268,8 +268,15 @@ function M.describe(job_desc, job_rec, part_list)
         return v
     end
     local time_limit = pick("time_limit") or M.partition_time_limit(part_list, job_desc.partition)
-    local mem = pick("min_mem_per_node")
     local nodes = pick("min_nodes")
+    local cpus = pick("min_cpus")
+    -- the service wants the job's total memory (MiB): per node x nodes, or per CPU x CPUs
+    local mem = pick("min_mem_per_node")
+    if mem ~= nil then
+        mem = mem * (nodes or 1)
+    elseif pick("min_mem_per_cpu") ~= nil then
+        mem = pick("min_mem_per_cpu") * (cpus or 1)
+    end
     local tres = pick("tres_per_node") or pick("tres_per_job")
     local gpus = gpus_from_tres(tres)
     if pick("tres_per_node") and nodes then gpus = gpus * nodes end
@@ -281,7 +288,7 @@ function M.describe(job_desc, job_rec, part_list)
         qos = pick("qos") or "",
         name = pick("name") or "",
         time_limit = time_limit and time_limit * 60 or nil,
-        cpus = pick("min_cpus"),
+        cpus = cpus,
         gpus = gpus,
         tres_per_node = tres,
         nodes = nodes,

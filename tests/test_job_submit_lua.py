@@ -121,6 +121,16 @@ def test_good_answer_sets_site_factor_comment_and_valid_exclusions(tmp_path, ser
     assert "hints_dropped=zz9(unknown)" in res["logs"][0]
     sent = _Service.bodies[0]
     assert sent["user"] == "alice" and sent["time_limit"] == 7200 and sent["gpus"] == 2
+    assert sent["cpus"] == 4 and sent["nodes"] == 1 and "mem_mb" not in sent
+
+
+def test_memory_is_sent_as_the_jobs_total(tmp_path, service):
+    run_hook(tmp_path, service.server_port,
+             job={**JOB, "min_nodes": 2, "min_mem_per_node": 4000, "tres_per_node": "gpu:1"})
+    run_hook(tmp_path, service.server_port, job={**JOB, "min_mem_per_cpu": 1000})
+    per_node, per_cpu = _Service.bodies
+    assert per_node["mem_mb"] == 8000 and per_node["gpus"] == 2
+    assert per_cpu["mem_mb"] == 4000
 
 
 @pytest.mark.parametrize("mode", ["hang", "garbage", "error"])

@@ -283,3 +283,16 @@ def test_reload_of_a_file_corrupted_in_place_keeps_old_model(app: Flask) -> None
     assert client.post("/v1/jobs/score", json=JOB).json["model_version"] == serving
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'foresight_model_swaps_total{outcome="refused"} 1.0' in metrics
+
+
+def test_batch_submissions_recorded_off_the_request_path(home: Path) -> None:
+    a, b = _app(home), _app(home)
+    job = {**JOB, "user": "fresh-user", "job_id": 777}
+    assert a.test_client().post("/v1/jobs/score:batch", json={"jobs": [job]}).status_code == 200
+    history_a = a.extensions["foresight"].history
+    assert history_a.store.stats("user", "fresh-user") is None  # queued, not yet written
+    assert history_a.flush() == 1  # the watcher's step
+    assert history_a.store.stats("user", "fresh-user").n_submitted == 1
+    history_b = b.extensions["foresight"].history
+    history_b.pull()  # the other worker's watcher step
+    assert history_b.store.stats("user", "fresh-user").n_submitted == 1

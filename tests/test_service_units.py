@@ -73,9 +73,17 @@ def test_gunicorn_options_follow_config(tmp_path: Path) -> None:
     assert opts["control_socket"].startswith(str(tmp_path))
 
 
-@pytest.mark.parametrize("policy", ["nope"])
-def test_unknown_policy_is_refused(policy: str) -> None:
+def test_unknown_policy_is_refused() -> None:
     from predictor.service.scoring import Scorer
 
     with pytest.raises(ValueError, match="known policies"):
-        Scorer(policy)
+        Scorer("nope")
+
+
+def test_oracle_policy_cannot_run_live() -> None:
+    from predictor.service.scoring import Scorer
+
+    with pytest.raises(ValueError, match=r"cannot score pending jobs.*run_time"):
+        Scorer("sjf").check_policy()
+    for name in ("fifo", "qssf", "las", "multifactor"):
+        Scorer(name).check_policy()

@@ -39,8 +39,8 @@ class Service:
         why = f" (the active model was refused: {err})" if err is not None else ""
         return (
             f"no duration model is being served{why}. Train one with "
-            f"`foresight train --log {self.config.default_log}` (FORESIGHT_HOME="
-            f"{self.config.state_dir}), or set train_on_start = true in the [service] "
+            f"`FORESIGHT_HOME={self.config.state_dir} foresight train --log "
+            f"{self.config.default_log}`, or set train_on_start = true in the [service] "
             f"config; the service picks a new active model up within "
             f"{self.config.model_poll_s:g} s, or at once on POST /v1/models/reload."
         )

@@ -148,7 +148,13 @@ class Scorer:
     def check_policy(self) -> None:
         """Fail early (at start-up) if the policy needs snapshot columns the service lacks."""
         probe = {c: np.ones(1) for c in (*_SNAPSHOT_COLUMNS, "predicted_runtime")}
-        self.policy(probe, 0.0)
+        try:
+            self.policy(probe, 0.0)
+        except KeyError as exc:
+            raise ValueError(
+                f"policy {self.policy_name!r} cannot score pending jobs: {exc.args[0]} "
+                "(a live queue has only the request and the prediction)"
+            ) from exc
 
     def _predict(self, loaded: LoadedModel, X: np.ndarray) -> tuple[np.ndarray, ...]:
         model = loaded.model
