@@ -281,7 +281,7 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
         t1 = time.perf_counter()
         times = StageTimes()
         s = service.scorer.score_rows(
-            loaded, [row], service.history.store, time.time(), ranked=False, times=times
+            loaded, [row], service.history.store, time.time(), times=times
         )
         t2 = time.perf_counter()
         ScoreResult(

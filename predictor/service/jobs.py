@@ -54,7 +54,7 @@ def score(job: JobDescriptor) -> ScoreResult:
     loaded = _served(service)
     now = time.time()
     row = pending_row(job, now)
-    s = service.scorer.score_rows(loaded, [row], service.history.store, now, ranked=False)
+    s = service.scorer.score_rows(loaded, [row], service.history.store, now)
     service.metrics.jobs_scored.inc()
     service.metrics.predicted_runtime.observe(float(s.runtime[0]))
     return ScoreResult(
@@ -73,7 +73,7 @@ def score(job: JobDescriptor) -> ScoreResult:
 
 @api_route(
     bp, "/v1/jobs/score:batch", "POST",
-    summary="Score many pending jobs at once (site factors ranked within the batch)",
+    summary="Score many pending jobs at once (the priority daemon's path)",
     body=BatchRequest, response=BatchResponse, access=Access.SCORING, errors=(503,),
     tag="jobs",
 )  # fmt: skip
@@ -86,7 +86,7 @@ def score_batch(batch: BatchRequest) -> Response:
     loaded = _served(service)
     now = time.time()
     rows = [pending_row(job, now) for job in batch.jobs]
-    s = service.scorer.score_rows(loaded, rows, service.history.store, now, ranked=True)
+    s = service.scorer.score_rows(loaded, rows, service.history.store, now)
     service.history.queue_submitted([row for row in rows if row["job_id"]])
     service.metrics.jobs_scored.inc(len(rows))
     observe = service.metrics.predicted_runtime.observe

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from policies import Policy, get_policy, priority_to_site_factor
+from policies import Policy, get_policy
 from predictor.features import FEATURE_NAMES, build_feature_row
 from predictor.history import HistoryStore
 from predictor.logs.schema import JOB_COLUMNS, STATES, to_canonical
@@ -86,9 +86,10 @@ def jobs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 def absolute_site_factor(priority: np.ndarray) -> np.ndarray:
     """Priorities -> ``[0, SITE_FACTOR_SCALE]`` on a fixed signed-log scale (no queue needed).
 
-    :func:`policies.priority_to_site_factor` ranks a whole queue; a single job at
-    submission has no queue to rank against, so it gets this monotone absolute
-    mapping instead (0 = lowest, scale/2 = priority 0, scale = highest).
+    Monotone and independent of the other jobs (0 = lowest, scale/2 = priority 0,
+    scale = highest): the hook's single score at submission and the priority
+    daemon's batch re-scores of other jobs must be comparable in Slurm's queue,
+    which a rank within one batch is not.
     """
     p = np.asarray(priority, dtype=np.float64)
     scaled = np.sign(p) * np.log1p(np.abs(p)) / _PRIORITY_SPAN
@@ -177,7 +178,6 @@ class Scorer:
         hi: np.ndarray,
         columns: dict[str, np.ndarray],
         now: float,
-        ranked: bool,
         times: StageTimes,
     ) -> Scores:
         t0 = time.perf_counter()
@@ -185,11 +185,7 @@ class Scorer:
         snapshot = dict(columns)
         snapshot["predicted_runtime"] = runtime
         priority = np.asarray(self.policy(snapshot, now), dtype=np.float64)
-        site = (
-            priority_to_site_factor(priority, SITE_FACTOR_SCALE)
-            if ranked
-            else (absolute_site_factor(priority))
-        )
+        site = absolute_site_factor(priority)
         times.policy += time.perf_counter() - t0
         return Scores(runtime, lo, hi, runtime * gpus, priority, site)
 
@@ -200,15 +196,15 @@ class Scorer:
         history: HistoryStore,
         now: float,
         *,
-        ranked: bool,
         times: StageTimes | None = None,
     ) -> Scores:
         """Score canonical rows in one pass: one feature row each, one model call, one policy call.
 
         Features come from :func:`predictor.features.build_feature_row`, the function
         ``build_features`` wraps, fed the rows directly (no DataFrame round trip).
-        ``ranked`` site factors are ranks within ``rows`` (a queue snapshot); otherwise
-        each job gets the absolute mapping. Reads take no lock (see :func:`feature_row`).
+        Site factors use one absolute mapping (:func:`absolute_site_factor`), so a job
+        scored alone at submission and the same job re-scored in the priority daemon's
+        batch land on one scale. Reads take no lock (see :func:`feature_row`).
         """
         times = times if times is not None else StageTimes()
         t0 = time.perf_counter()
@@ -223,4 +219,4 @@ class Scorer:
             c: np.fromiter((row[c] for row in rows), dtype=np.float64, count=len(rows))
             for c in _SNAPSHOT_COLUMNS
         }
-        return self._finish(runtime, lo, hi, columns, now, ranked, times)
+        return self._finish(runtime, lo, hi, columns, now, times)
