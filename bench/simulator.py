@@ -58,6 +58,10 @@ def _time_run(workload: Any, cluster: Any, name: str, backfill: bool, progress: 
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = summary(result)
+    progress.console.print(
+        f"{name}{'+bf' if backfill else ''}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+        f"{result.passes:,} passes"
+    )
     return {
         "policy": name,
         "backfill": backfill,

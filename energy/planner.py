@@ -34,7 +34,7 @@ class PlannerConfig:
     wake_buffer: int = 2
     wake_margin: int = 40
     keep_buffer: int = 10
-    lookback_steps: int = 18
+    lookback_steps: int = 6
     lookback_decay: float = 0.0
     peak_window: int = 72
     peak_quantile: float = 0.8
@@ -43,7 +43,7 @@ class PlannerConfig:
     min_on_dwell_s: int = 24 * 3600
     min_on_dwell_node_s: int = 1800
     min_off_dwell_s: int = 1800
-    max_down_per_step: int = 5
+    max_down_per_step: int = 20
     max_up_per_step: int = 10_000
     min_on: int = 0
     #: Buffers above are sized for a cluster whose 99th-percentile demand change

@@ -110,3 +110,15 @@ def test_cli_train_and_evaluate_on_a_real_log_slice(
     assert {"foresight", "xgboost", "random_forest", "requested", "last2",
             "helios_naive"} == set(preds)
     assert preds["foresight"]["accuracy"] > preds["last2"]["accuracy"]
+
+
+def test_baselines_without_inputs_are_omitted() -> None:
+    from predictor.evaluation import evaluate_duration
+
+    jobs = _synthetic(200).assign(user="", time_limit=np.nan)
+    report = evaluate_duration(jobs, predictors=("requested", "last2", "helios_naive"))
+    assert report["predictors"] == {}  # no users, names or limits: no baseline applies
+    named = _synthetic(200).assign(time_limit=np.nan)
+    report = evaluate_duration(named, predictors=("requested", "last2", "helios_naive"))
+    assert set(report["predictors"]) == {"last2", "helios_naive"}
+    assert report["n_train"] == 140 and report["n_test"] == 60

@@ -32,8 +32,26 @@ def test_idle_timeout_wakes_on_demand_and_powers_down_after_timeout() -> None:
     run = simulate_idle_timeout(steps_frame(demand, 10), 3, 1, 0, len(demand) - 1)
     assert run["powered"][0] == 10 and run["powered"][9] == 2  # idle nodes timed out
     assert run["woke"][10] and run["available"][10] < 8  # demand arrived: wake, short
-    assert run["available"][12] >= 8  # booted two steps later
+    assert run["woke"].sum() == 1  # one batch, one wake-up event
+    assert run["available"][11] >= 8  # a boot shorter than a step serves the next step
     assert run["powered"][-1] == 2
+
+
+def test_idle_timeout_powers_down_once_idle_time_exceeds_the_timeout() -> None:
+    # 6 nodes busy at step 0 only: idle from step 1; after 3 idle steps (= 30 min) a
+    # node is still on, it goes down at the end of the 4th idle step (Slurm's strict >).
+    demand = [6] + [0] * 8
+    run = simulate_idle_timeout(steps_frame(demand, 6), 3, 1, 0, len(demand) - 1)
+    assert run["powered"].tolist() == [6, 6, 6, 6, 6, 0, 0, 0, 0]
+    slow = simulate_idle_timeout(steps_frame([0] * 3 + [4] + [0] * 3, 4), 1, 2, 0, 6)
+    assert slow["woke"][3] and slow["available"][4] == 0 and slow["available"][5] == 4
+
+
+def test_boot_latency_sets_when_a_woken_node_takes_work() -> None:
+    assert PlannerConfig(boot_s=0).ready_steps == 1
+    assert PlannerConfig(boot_s=300).ready_steps == 1  # boot completes within step t+1
+    assert PlannerConfig(boot_s=600).ready_steps == 2  # completes at the start of t+2
+    assert PlannerConfig(boot_s=900, step_s=600).ready_steps == 2
 
 
 def test_foresight_is_causal_future_changes_do_not_alter_the_past() -> None:
@@ -110,12 +128,14 @@ def test_cli_replay_json_and_report(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, [
         "energy", "replay", "--series", str(path), "--format", "philly", "--json",
         "--forecaster", "persistence", "--test-start", "2022-01-04", "--report",
-        str(tmp_path / "rep"),
+        str(tmp_path / "rep"), "--boot-s", "900",
     ])
     assert out.exit_code == 0, out.output
     payload = json.loads(out.stdout[out.stdout.index("{"):])
     assert payload["nodes"] == 60 and payload["test_start"] == "2022-01-04 00:00:00"
     assert (tmp_path / "rep" / "replay.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "rep" / "replay.json").read_text())
+    assert saved["settings"]["planner"]["boot_s"] == 900  # the explicit boot latency
     bad = tmp_path / "bad.csv"
     bad.write_text("time,active,total\n2022-01-01 00:00:00,1,2\n2022-01-01 00:00:00,3,2\n")
     res = CliRunner().invoke(app, ["energy", "replay", "--series", str(bad)])

@@ -90,3 +90,14 @@ def test_missing_user_and_name_still_give_features() -> None:
     assert feats.X.shape == (20, len(FEATURE_NAMES))
     assert np.isnan(feats.X[:, FEATURE_NAMES.index("user_last1")]).all()
     assert np.isfinite(feats.X[5:, FEATURE_NAMES.index("all_last1")]).all()
+
+
+def test_duration_only_logs_end_at_submit_plus_run_time() -> None:
+    # Philly-style rows: no start/end, only submit and duration
+    jobs = _jobs([{"job_id": "1", "user": "vc1", "submit_time": 0.0, "run_time": 100.0},
+                  {"job_id": "2", "user": "vc1", "submit_time": 50.0, "run_time": 10.0}])
+    store = HistoryStore()
+    assert store.add_completed(jobs) == 2
+    assert store.stats("user", "vc1").last_end == 100.0
+    feats = causal_features(jobs)
+    assert np.isnan(feats.X[1, FEATURE_NAMES.index("user_last1")])  # job 1 ends at 100 > 50

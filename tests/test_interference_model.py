@@ -14,6 +14,7 @@ from predictor.interference.evaluation import (
     interference_metrics,
     load_gavel,
     load_lucid,
+    load_lucid_profiles,
 )
 from predictor.interference.profiles import ProfileError
 from predictor.models.interference import (
@@ -172,3 +173,27 @@ def test_gavel_pairs_are_relative_speeds(data: Path) -> None:
     assert len(table) > 500
     assert np.all(speeds > 0) and np.median(speeds) < 1
     assert table.fields == ("batch_size", "gpu_speedup", "solo_throughput")
+
+
+@pytest.mark.slow
+def test_default_model_trained_on_lucid_orders_pairs_sensibly(data: Path) -> None:
+    heavy = {"gpu_util": 97, "gmem_util": 75, "gmem_mb": 3900, "batch_size": 64, "amp": False}
+    light = {"gpu_util": 20, "gmem_util": 5, "gmem_mb": 2200, "batch_size": 32, "amp": True}
+    both_heavy = pair_speeds(heavy, heavy)
+    both_light = pair_speeds(light, light)
+    assert both_heavy[0] < 0.85 and both_heavy[1] < 0.85
+    assert min(both_light) > max(both_heavy)
+    assert all(0 < s <= 1 for s in both_heavy + both_light)
+
+
+def test_repeated_profiles_are_averaged(tmp_path: Path, data: Path) -> None:
+    folder = data / "interference"
+    profiles = pd.read_csv(folder / "lucid_single_data.csv")
+    twice = pd.concat([profiles, profiles.iloc[[0]].assign(gpu_util=profiles.gpu_util[0] - 10)])
+    twice.to_csv(tmp_path / "twice.csv", index=False)
+    table = load_lucid(folder / "lucid_colocate_info.csv", tmp_path / "twice.csv")
+    key = profiles.iloc[0]
+    loaded = load_lucid_profiles(tmp_path / "twice.csv")
+    row = loaded.loc[(key.model, key.dataset, int(key.batchsize), int(key.amp))]
+    assert row.gpu_util == pytest.approx(key.gpu_util - 5)
+    assert len(table) == 1091

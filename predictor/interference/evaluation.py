@@ -55,7 +55,8 @@ def _pair_group(m1: pd.Series, m2: pd.Series) -> np.ndarray:
 def load_lucid_profiles(path: Path | str) -> pd.DataFrame:
     """Lucid solo profiles (``model,dataset,batchsize,amp,...,gpu_util,gmem_util,gmem``), validated.
 
-    Returns them indexed by (model, dataset, batchsize, amp) with profile field names.
+    Returns them indexed by (model, dataset, batchsize, amp) with profile field names;
+    repeated configurations are averaged.
     """
     raw = pd.read_csv(path)
     missing = {*_LUCID_KEY, "gpu_util"} - set(raw.columns)
@@ -76,9 +77,10 @@ def load_lucid_profiles(path: Path | str) -> pd.DataFrame:
     out.index = pd.MultiIndex.from_frame(
         raw[list(_LUCID_KEY)].astype({"batchsize": int, "amp": int})
     )
-    if out.index.duplicated().any():
-        dup = out.index[out.index.duplicated()][0]
-        raise ValueError(f"{path}: duplicate profile for {dup}")
+    if out.index.duplicated().any():  # repeated measurements of one configuration: average
+        numeric = out.drop(columns=["model_family", "amp"]).groupby(level=[0, 1, 2, 3]).mean()
+        firsts = out[["model_family", "amp"]].groupby(level=[0, 1, 2, 3]).first()
+        out = numeric.join(firsts)
     return out
 
 
