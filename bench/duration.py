@@ -153,8 +153,9 @@ def plot(results: list[dict], path: Path) -> None:
             ax.bar(x + k * width, vals, width, label=pred)
         ax.set_xticks(x + 0.4 - width / 2, [r["log"] for r in results], rotation=30)
         ax.set_title(metric)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(preds), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(path, dpi=110)
 
 

@@ -3,9 +3,10 @@
 1. Replays the first ``--jobs`` (default 100,000) jobs of LANL-CM5 (1,024
    processors, from its SWF header) under every policy with EASY backfilling
    and, as the baseline, FIFO without backfilling: wall and CPU seconds,
-   jobs/s and the ratio to the baseline. QSSF gets oracle-with-noise
-   predictions (true run time x lognormal(0, 1)) so the timing is the
-   simulator's alone, not the model's.
+   jobs/s and the CPU-time ratio to the baseline (CPU time, because wall time
+   on a shared machine measures the neighbours as much as the simulator).
+   QSSF gets oracle-with-noise predictions (true run time x lognormal(0, 1))
+   so the timing is the simulator's alone, not the model's.
 2. Peak traced memory (``tracemalloc``) of building the workload and replaying
    FIFO+backfill at 1/8, 1/4 and 1/2 of the jobs, to show it grows linearly.
 
@@ -108,12 +109,12 @@ def main() -> None:
         runs.append(_time_run(workload, cluster, "fifo", False, progress))
         for name in [n.strip() for n in args.policies.split(",") if n.strip()]:
             runs.append(_time_run(workload, cluster, name, True, progress))
-    base = runs[0]["wall_s"]
+    base = runs[0]["cpu_s"]  # CPU time: robust on a shared machine; wall shown beside it
     table = Table(title=f"Simulator speed, {len(workload):,} jobs (target < {TARGET_S:.0f} s each)")
-    for col in ("policy", "wall s", "CPU s", "jobs/s", "passes", "vs FIFO no-bf", "avg JCT s"):
+    for col in ("policy", "wall s", "CPU s", "jobs/s", "passes", "CPU vs FIFO no-bf", "avg JCT s"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for run in runs:
-        run["ratio_vs_fifo_nobf"] = run["wall_s"] / base
+        run["ratio_vs_fifo_nobf"] = run["cpu_s"] / base
         table.add_row(
             f"{run['policy']}{'+bf' if run['backfill'] else ''}",
             f"{run['wall_s']:.1f}", f"{run['cpu_s']:.1f}", f"{run['jobs_per_s']:,.0f}",

@@ -14,22 +14,27 @@ Example ``foresight.toml``::
     workers = 2
     scoring_open = true
     token_file = "/etc/foresight/token"
+    slurm_runner = "local"          # or "docker:<container>", or "none" (default)
+    snapshot_interval_s = 15
+    hint_avoid_slowdown = 0.15
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from predictor.state import data_dir, state_dir
 
 ENV_PREFIX = "FORESIGHT_"
 CONFIG_ENV = "FORESIGHT_CONFIG"
 DEFAULT_LOG_RELATIVE = "hpc_swf/KTH-SP2-1996-2.1-cln.swf.gz"
+_RUNNER = re.compile(r"^(none|local|docker:[A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
 
 class ConfigError(ValueError):
@@ -56,6 +61,43 @@ class ServiceConfig(BaseModel):
     default_log: Path | None = Field(None, description="log trained on at first start")
     train_on_start: bool = Field(False, description="train from default_log when no model")
     model_poll_s: float = Field(1.0, gt=0, description="how often workers check for a new model")
+    slurm_runner: str = Field(
+        "none", description='how to reach Slurm: "local", "docker:<container>" or "none"'
+    )
+    slurm_timeout_s: float = Field(10.0, gt=0, le=600, description="limit per Slurm command")
+    hints_enabled: bool | Literal["auto"] = Field(
+        "auto", description='placement hints: true, false or "auto" (on when Slurm is reachable)'
+    )
+    snapshot_interval_s: float = Field(
+        15.0, ge=1, description="how often each worker re-reads running jobs per node"
+    )
+    snapshot_max_age_s: float = Field(
+        120.0, gt=0, description="an older node snapshot gives status 'unavailable'"
+    )
+    hint_avoid_slowdown: float = Field(
+        0.15, gt=0, lt=1, description="avoid a node if a pair is predicted slower than this"
+    )
+    hint_prefer_slowdown: float = Field(
+        0.05, gt=0, lt=1, description="prefer a node if every pair stays within this slowdown"
+    )
+    hint_max_prefer: int = Field(8, ge=0, le=10_000, description="most prefer_nodes returned")
+    profile_db: Path | None = Field(None, description="job profile store; <state>/profiles.db")
+    interference_model: Path | None = Field(
+        None, description="saved InterferenceModel; default: trained on the Lucid data at start"
+    )
+
+    @field_validator("slurm_runner")
+    @classmethod
+    def _runner_spec(cls, value: str) -> str:
+        if not _RUNNER.match(value):
+            raise ValueError('must be "local", "docker:<container>" or "none"')
+        return value
+
+    @model_validator(mode="after")
+    def _hint_thresholds(self) -> ServiceConfig:
+        if self.hint_prefer_slowdown > self.hint_avoid_slowdown:
+            raise ValueError("hint_prefer_slowdown must not exceed hint_avoid_slowdown")
+        return self
 
     def resolved(self) -> ServiceConfig:
         """A copy with every unset path filled in from the state/data directories."""
@@ -66,6 +108,7 @@ class ServiceConfig(BaseModel):
                 "model_dir": self.model_dir or root / "models",
                 "history_db": self.history_db or root / "history.sqlite",
                 "token_file": self.token_file or root / "token",
+                "profile_db": self.profile_db or root / "profiles.db",
                 "default_log": self.default_log or data_dir() / DEFAULT_LOG_RELATIVE,
             }
         )

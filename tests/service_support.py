@@ -111,3 +111,48 @@ def corrupt_version(registry: Any, version: str) -> str:
         if path.is_file() and path.name != "metadata.json":
             path.write_bytes(b"\x00not a model\xff" * 8)
     return new
+
+
+class FakeSlurm:
+    """An in-memory stand-in for :class:`SlurmAdapter` (``queue``, ``nodes``, ``run``).
+
+    ``jobs``: running jobs as dicts with ``job_id``, ``user``, ``account``,
+    ``job_name``, ``node_list``; ``nodes``: :class:`slurm_hooks.slurm_adapter.NodeInfo`;
+    ``hostnames``: what ``scontrol show hostnames EXPR`` answers. Counts reads.
+    """
+
+    def __init__(self, jobs: list[dict[str, Any]], nodes: list[Any],
+                 hostnames: dict[str, list[str]] | None = None) -> None:  # fmt: skip
+        self.jobs, self._nodes, self.hostnames = jobs, nodes, hostnames or {}
+        self.queue_calls = self.run_calls = 0
+        self.fail: Exception | None = None
+
+    def queue(self, *, states: Any = ("PENDING", "RUNNING"), **_: Any) -> Any:
+        import pandas as pd
+
+        self.queue_calls += 1
+        if self.fail is not None:
+            raise self.fail
+        frame = pd.DataFrame(
+            [{**job, "state": job.get("state", "RUNNING")} for job in self.jobs],
+            columns=["job_id", "user", "account", "job_name", "node_list", "state"],
+        )
+        return frame[frame["state"].isin(set(states))].reset_index(drop=True)
+
+    def nodes(self) -> list[Any]:
+        return list(self._nodes)
+
+    def run(self, argv: list[str], *, check: bool = True) -> str:
+        self.run_calls += 1
+        if list(argv[:3]) == ["scontrol", "show", "hostnames"]:
+            return " ".join(self.hostnames[argv[3]])
+        raise AssertionError(f"unexpected Slurm command {argv}")
+
+
+def node(name: str, partitions: tuple[str, ...] = ("gpu",), state: str = "MIXED",
+         flags: tuple[str, ...] = ()) -> Any:  # fmt: skip
+    """A Slurm node record as the adapter returns it."""
+    from slurm_hooks.slurm_adapter import NodeInfo
+
+    return NodeInfo(name=name, state=state, flags=flags, cpus=64, alloc_cpus=8, gpus=8,
+                    features=(), partitions=partitions)  # fmt: skip

@@ -155,5 +155,10 @@ def test_philly_december_replay_beats_idle_timeout_on_wakeups_and_shortfall(data
     assert persistence == pytest.approx(18.07, abs=0.01)  # the 18.1
     assert fs["wakeups_per_day"] <= 0.5 and fs["short_step_share"] <= 0.003
     assert fs["off_share"] > 0.2
+    # the reference measurement of Slurm's 30-minute idle timeout on this
+    # window: about 30% off, 25 wake-ups/day, 17.5% of steps short
+    assert idle["off_share"] == pytest.approx(0.30, abs=0.005)
+    assert idle["wakeups_per_day"] == pytest.approx(25.0, abs=0.3)
+    assert idle["short_step_share"] == pytest.approx(0.175, abs=0.002)
     assert idle["wakeups_per_day"] > 10 * fs["wakeups_per_day"]
     assert idle["short_step_share"] > 10 * fs["short_step_share"]

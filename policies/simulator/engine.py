@@ -376,14 +376,15 @@ class Simulator:
     def _preempt_for(self, order: np.ndarray, p: int, now: float) -> None:
         """Let waiting jobs of a better preemption class displace running ones in ``p``."""
         pool, w = self.pool, self.w
-        queue = self.queues[p]
-        waiting = np.array([j for j in order.tolist() if j in queue], dtype=np.int64)
+        waiting = order[~self.is_running[order]]  # those of the pass not started by it
         run = np.fromiter(self.running[p], dtype=np.int64, count=len(self.running[p]))
         if waiting.size == 0 or run.size == 0:
             return
-        klass_wait = np.asarray(self.policy.preemption_class(self._view(waiting, now), now))
         view = self._view(run, now)
         klass_run = np.asarray(self.policy.preemption_class(view, now))
+        klass_wait = np.asarray(self.policy.preemption_class(self._view(waiting, now), now))
+        if klass_run.max() <= klass_wait.min():
+            return
         prio_run = np.asarray(self.policy(view, now), dtype=np.float64)
         worst_first = np.lexsort((prio_run, -klass_run))
         run, klass_run = run[worst_first], klass_run[worst_first]

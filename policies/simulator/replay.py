@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,9 +114,15 @@ def run_policies(
     *,
     backfill: bool = True,
     on_progress: Callable[[str, int], None] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, SimResult]:
-    """Replay the workload once per policy (all policies share the one event loop)."""
-    policies = [get_policy(name) for name in names]  # unknown names fail before any work
+    """Replay the workload once per policy (all policies share the one event loop).
+
+    ``params`` maps a policy name to keyword overrides (``{"qssf": {"max_wait": ...}}``).
+    """
+    params = params or {}
+    # unknown names fail before any work
+    policies = [get_policy(name, **params.get(name.strip().lower(), {})) for name in names]
     results: dict[str, SimResult] = {}
     for policy in policies:
         callback = None

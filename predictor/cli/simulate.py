@@ -59,6 +59,14 @@ def simulate(
             "predictions) or oracle (true run times, for reference).",
         ),
     ] = "causal",
+    qssf_max_wait: Annotated[
+        float,
+        typer.Option(
+            "--qssf-max-wait",
+            min=0.001,
+            help="QSSF ageing: days after which a waiting job is promoted (inf: never).",
+        ),
+    ] = 7.0,
     fmt: Annotated[str, typer.Option("--format", help="Log format (auto-detected).")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     report: Annotated[
@@ -71,8 +79,9 @@ def simulate(
     try:
         if not names:
             raise ValueError(f"no policy given; known policies: {', '.join(POLICY_NAMES)}")
+        params = {"qssf": {"max_wait": qssf_max_wait * 86400.0}}
         for name in names:
-            get_policy(name)
+            get_policy(name, **params.get(name, {}))
         if predictions not in PREDICTION_SOURCES:
             raise ValueError(f"--predictions must be one of {', '.join(PREDICTION_SOURCES)}")
         result = read_log(log, fmt)
@@ -95,7 +104,7 @@ def simulate(
         console.print("[red]error:[/red] no job of the log can be replayed in this window/cluster")
         raise typer.Exit(2)
     _print_setup(console, replay, result.n_errors)
-    results = _run_with_progress(replay, names, backfill, console)
+    results = _run_with_progress(replay, names, backfill, console, params)
     stats = {name: summary(r) for name, r in results.items()}
     document: dict[str, Any] = {
         "log": str(log),
@@ -113,6 +122,7 @@ def simulate(
             "details": stats,
             "backfill": backfill,
             "predictions": predictions,
+            "qssf_max_wait_days": qssf_max_wait,
             "cluster": replay.cluster.describe(),
             "window": list(replay.window),
             "dropped": replay.workload.dropped | {"out_of_window": replay.out_of_window},
@@ -163,7 +173,11 @@ def _print_setup(console: Console, replay: Replay, bad_lines: int) -> None:
 
 
 def _run_with_progress(
-    replay: Replay, names: list[str], backfill: bool, console: Console
+    replay: Replay,
+    names: list[str],
+    backfill: bool,
+    console: Console,
+    params: dict[str, dict[str, Any]],
 ) -> dict[str, SimResult]:
     with Progress(
         TextColumn("{task.description:>12}"),
@@ -178,7 +192,7 @@ def _run_with_progress(
         def tick(name: str, done: int) -> None:
             bar.update(tasks[name], completed=done)
 
-        return run_policies(replay, names, backfill=backfill, on_progress=tick)
+        return run_policies(replay, names, backfill=backfill, on_progress=tick, params=params)
 
 
 def _fmt(seconds: float) -> str:

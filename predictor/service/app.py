@@ -6,17 +6,22 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response, g, request
 
 from predictor.config import ServiceConfig, load_config
+from predictor.interference.profiles import ProfileStore
+from predictor.models.interference import InterferenceModel
 from predictor.registry import ModelLoadError, ModelRegistry
 from predictor.service.auth import TokenAuth
 from predictor.service.errors import install_error_handlers
 from predictor.service.history_sync import HistorySync
 from predictor.service.metrics import ServiceMetrics
 from predictor.service.model_slot import ModelSlot, Watcher
+from predictor.service.placement import NodeReader, Placement
 from predictor.service.scoring import Scorer
+from predictor.service.slurm_link import slurm_adapter
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,10 @@ class Service:
     history: HistorySync
     scorer: Scorer
     watcher: Watcher
+    placement: Placement
+    profiles: ProfileStore
+    slurm: NodeReader | None = None
+    cluster_view: Any | None = None
 
     def no_model_message(self) -> str:
         """How to get a model, for 503 answers."""
@@ -46,8 +55,22 @@ class Service:
         )
 
 
-def _build_service(config: ServiceConfig) -> Service:
+def _interference_loader(config: ServiceConfig) -> InterferenceModel:
+    if config.interference_model is not None:
+        return InterferenceModel.load(config.interference_model)
+    from predictor.models.interference import default_model
+
+    return default_model()
+
+
+def _build_service(
+    config: ServiceConfig,
+    slurm: NodeReader | None,
+    interference_model: InterferenceModel | None,
+    cluster_view: Any | None,
+) -> Service:
     assert config.model_dir and config.history_db and config.token_file and config.state_dir
+    assert config.profile_db is not None
     metrics = ServiceMetrics()
     registry = ModelRegistry(config.model_dir)
     slot = ModelSlot(
@@ -64,7 +87,15 @@ def _build_service(config: ServiceConfig) -> Service:
     scorer = Scorer(config.policy)
     scorer.check_policy()
     watcher = Watcher(config.model_poll_s, [slot.poll, history.flush, history.pull])
-    return Service(config, metrics, TokenAuth(config.token_file), slot, history, scorer, watcher)
+    profiles = ProfileStore(config.profile_db)
+    if slurm is None:
+        slurm = slurm_adapter(config)
+    placement = Placement(
+        config, profiles, slurm, model=interference_model,
+        model_loader=lambda: _interference_loader(config),
+    )  # fmt: skip
+    return Service(config, metrics, TokenAuth(config.token_file), slot, history, scorer, watcher,
+                   placement, profiles, slurm, cluster_view)  # fmt: skip
 
 
 def _install_metrics_hooks(app: Flask, metrics: ServiceMetrics) -> None:
@@ -93,24 +124,37 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def create_app(config: ServiceConfig | None = None, *, watch: bool = True) -> Flask:
+def create_app(
+    config: ServiceConfig | None = None,
+    *,
+    watch: bool = True,
+    slurm: NodeReader | None = None,
+    interference_model: InterferenceModel | None = None,
+    cluster_view: Any | None = None,
+) -> Flask:
     """The service as a WSGI app.
 
     ``config`` defaults to :func:`predictor.config.load_config` (TOML + environment).
     ``watch`` starts this process's watcher thread (new models, other workers'
-    history writes); tests pass ``False`` and call ``service.watcher.steps`` by hand.
+    history writes) and the node-snapshot thread; tests pass ``False`` and call
+    ``service.watcher.steps`` / ``service.placement.refresh()`` by hand.
+    ``slurm`` (anything with a SlurmAdapter's ``queue``/``nodes``/``run``) replaces
+    the adapter built from ``slurm_runner``; ``interference_model`` replaces the
+    one loaded at the first snapshot; ``cluster_view`` (an
+    :class:`energy.controller.ClusterView`) replaces the Slurm view of ``/v1/energy/plan``.
     """
-    from predictor.service import health, jobs, models  # routes register on import
+    from predictor.service import energy_api, health, jobs, models, profiles_api
 
     config = (config or load_config()).resolved()
     app = Flask("foresight")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    service = _build_service(config)
+    service = _build_service(config, slurm, interference_model, cluster_view)
     app.extensions["foresight"] = service
     install_error_handlers(app)
     _install_metrics_hooks(app, service.metrics)
-    for module in (jobs, models, health):
+    for module in (jobs, models, profiles_api, energy_api, health):
         app.register_blueprint(module.bp)
     if watch:
         service.watcher.start()
+        service.placement.start()
     return app

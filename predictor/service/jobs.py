@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, Response, current_app
 
+from predictor.interference.profiles import ProfileError, profile_from_usage
 from predictor.service.api import Access, api_route
 from predictor.service.app import Service
 from predictor.service.errors import ApiError
@@ -17,7 +18,9 @@ from predictor.service.schemas import (
     CompletedJob,
     CompleteResult,
     JobDescriptor,
+    PlacementHintsBody,
     ScoreResult,
+    _JobFields,
 )
 from predictor.service.scoring import completed_row, jobs_frame, pending_row
 
@@ -43,6 +46,27 @@ def _unknown_warnings(
     return [f"unknown field {prefix + name!r} ignored" for name in names]
 
 
+def _hints(service: Service, job: _JobFields) -> PlacementHintsBody | None:
+    """The job's placement hints (timed and counted); None when off by configuration."""
+    placement = service.placement
+    if not placement.enabled:
+        return None
+    t0 = time.perf_counter()
+    hints = placement.hints(job.user, job.name, job.account, job.partition, job.nodes)
+    service.metrics.hint_latency.observe(time.perf_counter() - t0)
+    if hints is not None:
+        service.metrics.hints.labels(status=hints.status).inc()
+    return hints
+
+
+def _hint_warnings(service: Service, hints: PlacementHintsBody | None) -> list[str]:
+    if hints is None and service.config.hints_enabled is True:
+        return [f"placement hints off: {service.placement.off_reason}"]
+    if hints is not None and hints.status == "unavailable":
+        return [hints.message]
+    return []
+
+
 @api_route(
     bp, "/v1/jobs/score", "POST",
     summary="Predict one pending job's run time and priority",
@@ -57,6 +81,7 @@ def score(job: JobDescriptor) -> ScoreResult:
     s = service.scorer.score_rows(loaded, [row], service.history.store, now)
     service.metrics.jobs_scored.inc()
     service.metrics.predicted_runtime.observe(float(s.runtime[0]))
+    hints = _hints(service, job)
     return ScoreResult(
         job_id=None if job.job_id is None else str(job.job_id),
         runtime_s=float(s.runtime[0]),
@@ -66,8 +91,9 @@ def score(job: JobDescriptor) -> ScoreResult:
         site_factor=int(s.site_factor[0]),
         policy=service.scorer.policy_name,
         model_version=loaded.version,
-        hints=None,
-        warnings=_unknown_warnings(service, "/v1/jobs/score", job.unknown_fields()),
+        hints=hints,
+        warnings=_unknown_warnings(service, "/v1/jobs/score", job.unknown_fields())
+        + _hint_warnings(service, hints),
     )
 
 
@@ -98,6 +124,9 @@ def score_batch(batch: BatchRequest) -> Response:
     gpu_time, priority, site = s.gpu_time.tolist(), s.priority.tolist(), s.site_factor.tolist()
     for i, job in enumerate(batch.jobs):
         unknown = job.unknown_fields()
+        hints = _hints(service, job)
+        warnings = _unknown_warnings(service, "/v1/jobs/score:batch", unknown,
+                                     f"jobs.{i}.") if unknown else []  # fmt: skip
         results.append({
             "job_id": None if job.job_id is None else str(job.job_id),
             "runtime_s": runtime[i],
@@ -107,9 +136,8 @@ def score_batch(batch: BatchRequest) -> Response:
             "site_factor": site[i],
             "policy": policy,
             "model_version": version,
-            "hints": None,
-            "warnings": _unknown_warnings(service, "/v1/jobs/score:batch", unknown,
-                                          f"jobs.{i}.") if unknown else [],
+            "hints": None if hints is None else hints.model_dump(),
+            "warnings": warnings + _hint_warnings(service, hints),
         })  # fmt: skip
     warnings = _unknown_warnings(service, "/v1/jobs/score:batch", batch.unknown_fields())
     body = json.dumps({"results": results, "warnings": warnings}, allow_nan=False)
@@ -132,4 +160,22 @@ def complete(job: CompletedJob) -> CompleteResult:
     else:
         new = service.history.add_completed(jobs_frame([row])) == 1
     service.metrics.history_updates.labels(new=str(new).lower()).inc()
+    warnings += _learn_profile(service, job, row)
     return CompleteResult(job_id=str(job.job_id), new=new, warnings=warnings)
+
+
+def _learn_profile(service: Service, job: CompletedJob, row: dict[str, object]) -> list[str]:
+    """Fold the job's measured GPU use (TRESUsageInAve/Max) into the profile store."""
+    if not job.tres_usage_ave:
+        return []
+    try:
+        profile = profile_from_usage(
+            job.tres_usage_ave, job.tres_usage_max or "", gpus=float(job.total_gpus() or 1),
+            cpus=float(job.cpus), elapsed_s=float(row["run_time"]),  # type: ignore[arg-type]
+        )  # fmt: skip
+    except (ProfileError, ValueError) as exc:
+        return [f"tres_usage_ave/tres_usage_max not usable for a profile: {exc}"]
+    if profile is None:
+        return ["tres_usage_ave has no gres/gpuutil: no GPU profile learned"]
+    service.profiles.add_profile(job.user, job.name, job.account, profile, job_id=str(job.job_id))
+    return []

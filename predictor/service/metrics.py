@@ -87,6 +87,15 @@ class ServiceMetrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.hint_latency = Histogram(
+            "foresight_hint_duration_seconds",
+            "Time to compute one job's placement hints inside a score request",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.hints = Counter(
+            "foresight_hints", "Placement hints answered, by status", ["status"], registry=reg
+        )
         self.model_swaps = Counter(
             "foresight_model_swaps", "Model loads, by outcome", ["outcome"], registry=reg
         )

@@ -9,7 +9,7 @@ route lists them in ``warnings`` and counts them in a metric).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from predictor.interference.profiles import JobProfile
 
 MAX_NAME = 256
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: any larger time is a client bug
@@ -131,12 +133,39 @@ class CompletedJob(_JobFields):
         "COMPLETED", description="final state: COMPLETED, FAILED, TIMEOUT, ..."
     )
     exit_code: Int | None = Field(None, ge=-(2**31), le=2**32, description="exit code")
+    tres_usage_ave: Annotated[str, Field(max_length=4096)] | None = Field(
+        None,
+        description="sacct TRESUsageInAve, e.g. 'cpu=00:10:00,gres/gpuutil=85,...' "
+        "(feeds the job profile store)",
+    )
+    tres_usage_max: Annotated[str, Field(max_length=4096)] | None = Field(
+        None, description="sacct TRESUsageInMax (GPU and host memory peaks)"
+    )
 
     @model_validator(mode="after")
     def _ordered_times(self) -> CompletedJob:
         if self.end_time < self.start_time:
             raise ValueError("end_time is before start_time")
         return self
+
+
+class PlacementHintsBody(BaseModel):
+    """Where to place a job, from the interference model (``avoid_nodes`` is what the
+    ``job_submit`` hook adds to the job's excluded nodes)."""
+
+    status: Literal["ok", "no_profile", "unavailable"] = Field(
+        description="ok; no_profile (no hint rather than a wrong one); unavailable (why in message)"
+    )
+    avoid_nodes: list[str] = Field(
+        default_factory=list,
+        description="nodes to exclude, worst first, never so many that the job lacks nodes",
+    )
+    prefer_nodes: list[str] = Field(default_factory=list, description="nodes to prefer, best first")
+    reasons: dict[str, str] = Field(default_factory=dict, description="node -> why")
+    message: str = Field("", description="what the hints are based on, or why there are none")
+    profile_source: str | None = Field(
+        None, description="where the job's profile came from: explicit, user_name, user, account"
+    )
 
 
 class ScoreResult(BaseModel):
@@ -152,7 +181,9 @@ class ScoreResult(BaseModel):
     site_factor: int = Field(description="the priority as a Slurm site_factor integer")
     policy: str = Field(description="policy that produced the priority")
     model_version: str = Field(description="duration model version that predicted")
-    hints: dict[str, Any] | None = Field(None, description="placement hints, when available")
+    hints: PlacementHintsBody | None = Field(
+        None, description="placement hints; null when they are off by configuration"
+    )
     warnings: list[str] = Field(default_factory=list, description="non-fatal input problems")
 
 
@@ -172,6 +203,51 @@ class CompleteResult(BaseModel):
     job_id: str
     new: bool = Field(description="false when this job id was already recorded (a replay)")
     warnings: list[str] = Field(default_factory=list)
+
+
+class ProfilePost(_Input):
+    """An explicit solo profile for a (user, job name); it wins over learned profiles."""
+
+    user: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] = Field(description="user")
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] = Field(
+        description="job name (as in the job descriptor's name)"
+    )
+    profile: JobProfile = Field(
+        description="the solo profile; impossible values (utilisation over 100%, negative "
+        "memory) are refused with the field named"
+    )
+
+
+class ProfileStored(BaseModel):
+    """The profile as stored."""
+
+    user: str
+    name: str
+    profile: JobProfile
+    warnings: list[str] = Field(default_factory=list)
+
+
+class EnergyPlan(BaseModel):
+    """The energy controller's next plan (what a dry-run step would do; nothing is done)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    time: float = Field(description="when the plan was made, epoch seconds")
+    status: str = Field(description="planned (a plan is always a dry run here)")
+    reason: str = Field(description="why these counts")
+    problems: list[str] = Field(default_factory=list)
+    busy: int = 0
+    pending: int = 0
+    powered: int = 0
+    capacity: int = 0
+    need: int = 0
+    keep_on: int = 0
+    forecast_peak: float = 0.0
+    power_down: list[str] = Field(default_factory=list, description="nodes it would power down")
+    power_up: list[str] = Field(default_factory=list, description="nodes it would power up")
+    refused: dict[str, str] = Field(
+        default_factory=dict, description="idle nodes it may not power down, and why"
+    )
 
 
 class ModelInfo(BaseModel):

@@ -92,5 +92,5 @@ def test_cli_exec_and_status(cluster: DevCluster) -> None:
     assert f"Slurm version: {version}" in status.output
     exec_ = runner.invoke(app, ["cluster", "exec", "--slurm", version, "--", "sinfo", "-h"])
     assert exec_.exit_code == 0
-    bad = runner.invoke(app, ["cluster", "exec", "--", "false"])
+    bad = runner.invoke(app, ["cluster", "exec", "--slurm", version, "--", "false"])
     assert bad.exit_code == 1
