@@ -13,6 +13,13 @@
    10,000-job batch over HTTP, and each worker's RSS;
 4. prints the numbers, ratios to the baseline and the targets, and writes
    ``out/bench/service.json`` and ``out/bench/service.png``.
+
+``--hints`` instead measures placement hints inside ``/v1/jobs/score`` in
+process (:func:`hint_bench`): the real duration model, the real interference
+model (XGBoost on the Lucid data), Lucid solo profiles for the running and the
+new jobs, and a node snapshot of N nodes x 8 running jobs; the same score
+route with hints off is the baseline. Writes ``out/bench/service_hints.json``
+and ``.png``.
 """
 
 from __future__ import annotations
@@ -313,6 +320,159 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
     return result
 
 
+# --- placement hints ------------------------------------------------------------
+class StaticSlurm:
+    """A node snapshot source with fixed contents (the adapter's ``queue``/``nodes``/``run``)."""
+
+    def __init__(self, jobs: list[dict[str, Any]], nodes: list[Any]) -> None:
+        self.jobs, self._nodes = jobs, nodes
+
+    def queue(self, *, states: Any = ("RUNNING",), **_: Any) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([{**j, "state": "RUNNING"} for j in self.jobs])
+
+    def nodes(self) -> list[Any]:
+        return self._nodes
+
+    def run(self, argv: list[str], *, check: bool = True) -> str:
+        raise RuntimeError(f"no Slurm in the benchmark ({argv})")
+
+
+def hint_bench(home: Path, bodies: list[dict[str, Any]], n: int, nodes: int,
+               per_node: int = 8) -> dict[str, Any]:  # fmt: skip
+    """Hint cost inside /v1/jobs/score: ``nodes`` nodes x ``per_node`` running jobs.
+
+    Every request is a different (user, job name) with its own explicit profile, so
+    each one misses the per-snapshot cache (the worst case); a second pass repeats
+    the keys (hits). Returns wall and thread-CPU percentiles in ms, and the score
+    route's round trip with hints on and off (the baseline).
+    """
+    from predictor.config import load_config
+    from predictor.interference.evaluation import load_lucid_profiles
+    from predictor.models.interference import default_model
+    from predictor.service import create_app
+    from predictor.service.app import freeze_long_lived_objects
+    from slurm_hooks.slurm_adapter import NodeInfo
+
+    t0 = time.perf_counter()
+    model = default_model()
+    model_s = time.perf_counter() - t0
+    lucid = load_lucid_profiles(data_dir() / "interference" / "lucid_single_data.csv")
+    profiles = lucid.drop(columns=["model_family"]).to_dict("records")
+    clean = [{k: v for k, v in p.items() if v is not None and v == v} for p in profiles]
+    names = [f"n{i:03d}" for i in range(nodes)]
+    jobs = [{"job_id": str(1000 + i), "user": f"r{i}", "account": "a", "job_name": "run",
+             "node_list": names[i // per_node]} for i in range(nodes * per_node)]  # fmt: skip
+    slurm = StaticSlurm(jobs, [NodeInfo(name, "MIXED", (), 64, 8, 8, (), ("gpu",))
+                               for name in names])  # fmt: skip
+    config = load_config(environ={}, state_dir=home)
+    off = create_app(config, watch=False).test_client()
+    app = create_app(config, watch=False, slurm=slurm, interference_model=model)
+    service = app.extensions["foresight"]
+    rng = np.random.default_rng(0)
+    for job in jobs:
+        service.profiles.post(job["user"], "run", clean[int(rng.integers(len(clean)))])
+    reqs = []
+    for i in range(n):
+        body = {**bodies[i % len(bodies)], "user": f"u{i}", "name": "train", "partition": "gpu"}
+        service.profiles.post(body["user"], "train", clean[int(rng.integers(len(clean)))])
+        reqs.append(body)
+    service.placement.refresh()
+    freeze_long_lived_objects()
+    on = app.test_client()
+    placement = service.placement
+    out: dict[str, Any] = {"nodes": nodes, "per_node": per_node, "n": n,
+                           "interference_model": model.kind, "model_load_s": model_s}  # fmt: skip
+    for label in ("miss", "hit"):
+        if label == "miss":
+            placement.forget_cached()
+        wall, cpu, statuses = [], [], set()
+        for body in reqs:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            hints = placement.hints(body["user"], body["name"], body["account"],
+                                    body["partition"], 1)  # fmt: skip
+            cpu.append(time.thread_time() - c0)
+            wall.append(time.perf_counter() - w0)
+            statuses.add(hints.status if hints else None)
+        out[label] = {"wall_p50_ms": pct(wall, 50), "wall_p99_ms": pct(wall, 99),
+                      "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99),
+                      "statuses": sorted(map(str, statuses)), "_wall": wall}  # fmt: skip
+    for label, client in (("score_hints_off", off), ("score_hints_on", on)):
+        if label == "score_hints_on":
+            placement.forget_cached()
+        wall, cpu = [], []
+        for body in reqs:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            resp = client.post("/v1/jobs/score", json=body)
+            cpu.append(time.thread_time() - c0)
+            wall.append(time.perf_counter() - w0)
+            if resp.status_code != 200:
+                raise RuntimeError(f"score answered {resp.status_code}: {resp.get_data()[:300]!r}")
+        out[label] = {"wall_p50_ms": pct(wall, 50), "wall_p99_ms": pct(wall, 99),
+                      "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99)}  # fmt: skip
+    out["loadavg_1m"] = os.getloadavg()[0]
+    return out
+
+
+def hints_main(args: argparse.Namespace) -> None:
+    """``--hints``: train the duration model, then :func:`hint_bench` for 1 and 16 nodes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="foresight-bench-") as tmp:
+        home = Path(tmp)
+        with console.status("training a duration model on the real log"):
+            version = train_model(home, args.log)
+        bodies = job_bodies(args.log, 500)
+        for nodes in args.hint_nodes:
+            with console.status(f"hints: {nodes} node(s) x 8 running jobs, {args.hint_n} requests"):
+                results.append(hint_bench(home, bodies, args.hint_n, nodes))
+    table = Table(title=f"placement hints inside /v1/jobs/score (model {version}, in process)")
+    for col in ("nodes x jobs", "measure", "wall p50 / p99 ms", "thread CPU p50 / p99 ms",
+                "vs baseline"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for r in results:
+        base = r["score_hints_off"]
+        for key, name in (("miss", "hint, cache miss"), ("hit", "hint, cache hit"),
+                          ("score_hints_off", "score, hints off (baseline)"),
+                          ("score_hints_on", "score, hints on (misses)")):  # fmt: skip
+            m = r[key]
+            ratio = f"{m['wall_p50_ms'] / base['wall_p50_ms']:.2f}x p50 wall" if key.startswith(
+                "score") else "target p99 < 2 ms"  # fmt: skip
+            table.add_row(f"{r['nodes']} x {r['per_node']}", name,
+                          f"{m['wall_p50_ms']:.3f} / {m['wall_p99_ms']:.3f}",
+                          f"{m['cpu_p50_ms']:.3f} / {m['cpu_p99_ms']:.3f}", ratio)  # fmt: skip
+    console.print(table)
+    console.print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on "
+                  f"{os.cpu_count()} CPUs; interference model: {results[0]['interference_model']}"
+                  f" (loaded in {results[0]['model_load_s']:.1f} s)")  # fmt: skip
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        for key in ("miss", "hit"):
+            ms = np.sort(np.asarray(r[key].pop("_wall")) * 1e3)
+            ax.plot(ms, np.arange(1, len(ms) + 1) / len(ms),
+                    label=f"{r['nodes']} x {r['per_node']} jobs, {key}")  # fmt: skip
+    ax.axvline(2.0, ls="--", c="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("hint time inside /v1/jobs/score, ms (wall)")
+    ax.set_ylabel("fraction of requests")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT_DIR / "service_hints.png", dpi=120)
+    plt.close(fig)
+    (OUT_DIR / "service_hints.json").write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"wrote {OUT_DIR / 'service_hints.json'} and {OUT_DIR / 'service_hints.png'}")
+
+
 # --- model --------------------------------------------------------------------
 def train_model(home: Path, log: Path) -> str:
     """Train and activate a real model in ``home`` (the duration engineer's ``foresight train``)."""
@@ -367,7 +527,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=2, help="client connections (processes)")
+    parser.add_argument(
+        "--hints", action="store_true", help="measure placement hints inside /v1/jobs/score instead"
+    )
+    parser.add_argument("--hint-n", type=int, default=2000, help="requests per hint scenario")
+    parser.add_argument("--hint-nodes", type=int, nargs="+", default=[1, 16],
+                        help="node counts (x 8 running jobs each)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.hints:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # as `foresight serve` sets for workers
+        hints_main(args)
+        return
 
     from rich.console import Console
 

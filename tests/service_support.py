@@ -156,3 +156,30 @@ def node(name: str, partitions: tuple[str, ...] = ("gpu",), state: str = "MIXED"
 
     return NodeInfo(name=name, state=state, flags=flags, cpus=64, alloc_cpus=8, gpus=8,
                     features=(), partitions=partitions)  # fmt: skip
+
+
+class FakeView:
+    """An in-memory :class:`energy.controller.ClusterView`."""
+
+    def __init__(self, settings: dict[str, str], fail: Exception | None = None) -> None:
+        self.settings, self.fail, self.powered = settings, fail, []
+
+    def nodes(self) -> list[Any]:
+        if self.fail is not None:
+            raise self.fail
+        from energy.planner import NodeInfo
+
+        return [NodeInfo("g1", "on", busy=True), NodeInfo("g2", "on"), NodeInfo("g3", "on")]
+
+    def pending_nodes(self) -> int:
+        return 0
+
+    def power_settings(self) -> dict[str, str]:
+        return self.settings
+
+    def power(self, names: list[str], action: str) -> None:
+        self.powered.append((names, action))
+
+
+POWER_OK = {"SuspendProgram": "/usr/sbin/foresight-suspend", "ResumeProgram": "/usr/sbin/r",
+            "ResumeTimeout": "600"}  # fmt: skip

@@ -16,9 +16,10 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from service_support import TOKEN, make_home, trained_home_dir
+from service_support import POWER_OK, TOKEN, FakeSlurm, FakeView, make_home, node, trained_home_dir
 
 from predictor.config import load_config
+from predictor.models.interference import InterferenceModel
 from predictor.service import create_app
 
 
@@ -35,8 +36,16 @@ EXCLUDED = [schemathesis.checks.positive_data_acceptance]
 
 @pytest.fixture(scope="module")
 def app(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The app with placement hints on (a fake Slurm with two busy nodes) and an energy view."""
     home = make_home(trained_home, tmp_path_factory.mktemp("fuzz") / "home")
-    return create_app(load_config(environ={}, state_dir=home), watch=False)
+    jobs = [{"job_id": "1", "user": "u", "account": "", "job_name": "j", "node_list": "n1"}]
+    slurm = FakeSlurm(jobs, [node("n1"), node("n2")])
+    app = create_app(load_config(environ={}, state_dir=home), watch=False, slurm=slurm,
+                     interference_model=InterferenceModel("heuristic"),
+                     cluster_view=FakeView(POWER_OK))  # fmt: skip
+    app.extensions["foresight"].profiles.post("u", "j", {"gpu_util": 80})
+    app.extensions["foresight"].placement.refresh()
+    return app
 
 
 @pytest.mark.timeout(120)

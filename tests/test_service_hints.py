@@ -14,9 +14,16 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from service_support import TOKEN, FakeSlurm, make_home, node, trained_home_dir
+from service_support import (
+    POWER_OK,
+    TOKEN,
+    FakeSlurm,
+    FakeView,
+    make_home,
+    node,
+    trained_home_dir,
+)
 
-from energy.planner import NodeInfo as PlanNode
 from predictor.config import ConfigError, load_config
 from predictor.models.interference import InterferenceModel
 from predictor.service import create_app
@@ -245,31 +252,6 @@ def test_completion_with_gpu_usage_teaches_a_profile(app: Flask, client: FlaskCl
     assert hints["profile_source"] == "user_name" and hints["avoid_nodes"] == ["n1"]
     no_gpu = {**done, "job_id": "c-2", "tres_usage_ave": "cpu=00:05:00"}
     assert "no gres/gpuutil" in client.post("/v1/jobs/complete", json=no_gpu).json["warnings"][0]
-
-
-class FakeView:
-    """An in-memory :class:`energy.controller.ClusterView`."""
-
-    def __init__(self, settings: dict[str, str], fail: Exception | None = None) -> None:
-        self.settings, self.fail, self.powered = settings, fail, []
-
-    def nodes(self) -> list[PlanNode]:
-        if self.fail is not None:
-            raise self.fail
-        return [PlanNode("g1", "on", busy=True), PlanNode("g2", "on"), PlanNode("g3", "on")]
-
-    def pending_nodes(self) -> int:
-        return 0
-
-    def power_settings(self) -> dict[str, str]:
-        return self.settings
-
-    def power(self, names: list[str], action: str) -> None:
-        self.powered.append((names, action))
-
-
-POWER_OK = {"SuspendProgram": "/usr/sbin/foresight-suspend", "ResumeProgram": "/usr/sbin/r",
-            "ResumeTimeout": "600"}  # fmt: skip
 
 
 def _energy_client(home: Path, view: FakeView | None) -> FlaskClient:

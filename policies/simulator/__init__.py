@@ -1,0 +1,27 @@
+"""Trace-driven simulator: replay a job log on a cluster model under each queue policy.
+
+``prepare_replay`` (log -> window -> cluster -> workload), ``run_policies`` /
+``simulate`` (the one event loop) and ``summary`` (metrics) are the entry
+points; ``foresight simulate`` and ``bench/simulator.py`` are built on them.
+"""
+
+from policies.simulator.cluster import ClusterConfig, Partition, load_cluster_config
+from policies.simulator.engine import SimResult, simulate
+from policies.simulator.metrics import json_entry, summary
+from policies.simulator.replay import Replay, prepare_replay, run_policies
+from policies.simulator.workload import Workload, build_workload
+
+__all__ = [
+    "ClusterConfig",
+    "Partition",
+    "Replay",
+    "SimResult",
+    "Workload",
+    "build_workload",
+    "json_entry",
+    "load_cluster_config",
+    "prepare_replay",
+    "run_policies",
+    "simulate",
+    "summary",
+]

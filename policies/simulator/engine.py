@@ -1,16 +1,17 @@
 """The one discrete-event loop every policy runs in.
 
 Events are job arrivals (logged submit time) and job ends (start + logged
-run time). After the events of one instant, a scheduling pass orders the
-queue with the policy and starts jobs in that order; with backfilling
+run time). After the events of one instant, every partition whose state
+changed gets a scheduling pass: the policy orders that partition's queue
+and jobs start in that order; with backfilling
 (:mod:`policies.simulator.backfill`) lower jobs may jump ahead without
 delaying the top job's reservation; without it each partition stops at its
 first job that does not fit (Slurm's ``sched/builtin``). Policies that define
 ``preemption_class`` (LAS) may also preempt running jobs of a worse class.
 
-A pass runs after any job ends, and after arrivals when one of the arriving
-jobs could start in the resources free right now (otherwise nothing can
-change) or when the policy preempts. Cost per pass is O(queue) NumPy work
+A partition gets a pass after one of its jobs ends, and after an arrival
+when the arriving job could start in the resources free right now
+(otherwise nothing can change) or when the policy preempts. Cost per pass is O(queue) NumPy work
 plus Python work only for the jobs that fit, so memory is linear in jobs.
 """
 

@@ -173,8 +173,7 @@ class PeakForecaster:
         s = _check(demand).astype("float64")
         if len(s) < 2 * 144 + self.window:
             raise ValueError(f"need at least 2 days plus {self.window} steps to train")
-        future = pd.concat([s.shift(-k) for k in range(1, self.window + 1)], axis=1)
-        y = future.max(axis=1, skipna=False) - s
+        y = future_peak_rise(s, self.window)
         ok = y.notna().to_numpy()
         self.model = XGBRegressor(objective="reg:quantileerror", quantile_alpha=self.quantile,
                                   **self.params)
@@ -195,6 +194,48 @@ class PeakForecaster:
         self.model.save_model(path / "peak.json")
         _write_meta(path, {"kind": self.kind, "window": self.window, "quantile": self.quantile,
                            "params": self.params})
+
+
+def future_peak_rise(demand: pd.Series, window: int) -> pd.Series:
+    """Per step ``t``: ``max(demand[t+1 .. t+window]) - demand[t]`` (NaN past the end).
+
+    The target of :class:`PeakForecaster`, and the truth its forecasts are scored on.
+    """
+    s = demand.astype("float64")
+    future = pd.concat([s.shift(-k) for k in range(1, window + 1)], axis=1)
+    return future.max(axis=1, skipna=False) - s
+
+
+def peak_calibration(
+    peak_level: pd.Series,
+    demand: pd.Series,
+    window: int,
+    quantile: float,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> dict[str, float]:
+    """How a forecast peak level over the next ``window`` steps fared in ``[start, end]``.
+
+    ``coverage``: share of steps whose realised peak stayed at or below the forecast
+    (a calibrated ``quantile`` forecast covers that share); ``mean_width``: mean
+    forecast rise above the current demand; ``mean_rise``: mean realised rise;
+    ``pinball``: quantile loss at ``quantile`` (lower is better). Steps whose window
+    runs past the series end are not scored.
+    """
+    s = demand.astype("float64")
+    truth = future_peak_rise(s, window).loc[start:end]
+    width = (peak_level.astype("float64") - s).loc[start:end]
+    ok = truth.notna().to_numpy()
+    if not ok.any():
+        raise ValueError(f"no complete {window}-step windows between {start} and {end}")
+    y, p = truth.to_numpy()[ok], width.to_numpy()[ok]
+    err = y - p
+    return {
+        "coverage": round(float(np.mean(y <= p)), 3),
+        "mean_width": round(float(np.mean(p)), 1),
+        "mean_rise": round(float(np.mean(y)), 1),
+        "pinball": round(float(np.mean(np.maximum(quantile * err, (quantile - 1) * err))), 2),
+    }
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:

@@ -31,7 +31,15 @@ from predictor.history import log_runtime
 
 MODEL_KINDS: tuple[str, ...] = ("xgboost", "rf")
 MODEL_FILE = "model.pkl"
-ANCHOR_FEATURES: tuple[str, ...] = ("user_last2", "all_last2")
+#: The anchor: the median of the last 5 jobs of the most specific key the job has
+#: history for (same user+name+shape, same user+shape, same user), else the cluster's
+#: last two.
+ANCHOR_FEATURES: tuple[str, ...] = (
+    "user_name_shape_med5",
+    "user_shape_med5",
+    "user_med5",
+    "all_last2",
+)
 INTERVAL_QUANTILES = (0.1, 0.9)
 
 

@@ -5,15 +5,18 @@ command line) picks the version: ``22.05`` (default), ``24.11``, or ``both`` to
 run every cluster test on each. On a machine without Docker the session
 runs ``scripts/install-docker.sh``; the tests skip, with its exact reason, only
 if Docker truly cannot run. A cluster this session started is taken down at
-the end (set ``FORESIGHT_KEEP_CLUSTER=1`` to keep it); one that was already
-running is reused and left running. The Foresight service container is built
+the end (set ``FORESIGHT_KEEP_CLUSTER=1`` to keep it) unless another test
+session is still using it; one that was already running is reused and left
+running. The Foresight service container is built
 and started only with ``FORESIGHT_CLUSTER_SERVICE=1`` (it costs a ``pip install``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from slurm_hooks.devcluster.docker import ensure_engine
 from slurm_hooks.slurm_adapter import SlurmAdapter
 
 VERSIONS = ("22.05", "24.11")
+USERS_LOCK = Path("/tmp/foresight-devcluster.users")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,9 +77,17 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[DevCluster]:
         dev.up(with_service=os.environ.get("FORESIGHT_CLUSTER_SERVICE") == "1", timeout=900)
     except (DockerError, TimeoutError) as exc:
         pytest.fail(f"foresight cluster up --slurm {request.param} failed: {exc}")
-    yield dev
-    if not reused and os.environ.get("FORESIGHT_KEEP_CLUSTER") != "1":
-        dev.down()
+    # Every session using the cluster holds a shared lock; the one that started it takes it
+    # down at the end only if it can upgrade to an exclusive lock (nobody else is using it).
+    with USERS_LOCK.open("a") as users:
+        fcntl.flock(users, fcntl.LOCK_SH)
+        yield dev
+        if not reused and os.environ.get("FORESIGHT_KEEP_CLUSTER") != "1":
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another test session is still using it: leave it running
+            dev.down()
 
 
 @pytest.fixture
