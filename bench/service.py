@@ -398,17 +398,19 @@ def hint_bench(home: Path, bodies: list[dict[str, Any]], n: int, nodes: int,
         out[label] = {"wall_p50_ms": pct(wall, 50), "wall_p99_ms": pct(wall, 99),
                       "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99),
                       "statuses": sorted(map(str, statuses)), "_wall": wall}  # fmt: skip
-    for label, client in (("score_hints_off", off), ("score_hints_on", on)):
-        if label == "score_hints_on":
-            placement.forget_cached()
-        wall, cpu = [], []
-        for body in reqs:
+    placement.forget_cached()
+    timed: dict[str, tuple[list[float], list[float]]] = {
+        "score_hints_off": ([], []), "score_hints_on": ([], [])
+    }  # fmt: skip
+    for body in reqs:  # interleaved, so both see the same machine load
+        for label, client in (("score_hints_off", off), ("score_hints_on", on)):
             w0, c0 = time.perf_counter(), time.thread_time()
             resp = client.post("/v1/jobs/score", json=body)
-            cpu.append(time.thread_time() - c0)
-            wall.append(time.perf_counter() - w0)
+            timed[label][1].append(time.thread_time() - c0)
+            timed[label][0].append(time.perf_counter() - w0)
             if resp.status_code != 200:
                 raise RuntimeError(f"score answered {resp.status_code}: {resp.get_data()[:300]!r}")
+    for label, (wall, cpu) in timed.items():
         out[label] = {"wall_p50_ms": pct(wall, 50), "wall_p99_ms": pct(wall, 99),
                       "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99)}  # fmt: skip
     out["loadavg_1m"] = os.getloadavg()[0]

@@ -59,30 +59,36 @@ def rise_features(demand: pd.Series) -> pd.DataFrame:
 
 def _quantile_rise(
     demand: pd.Series, fit_until: int, window: int, quantile: float,
-    features: Callable[[pd.Series], pd.DataFrame],
+    features: Callable[[pd.Series], pd.DataFrame], params: dict[str, Any],
 ) -> np.ndarray:
     """Forecast rise per step from a quantile XGBoost fit on rows ``< fit_until`` only."""
     from xgboost import XGBRegressor
 
     x, y = features(demand), future_peak_rise(demand, window)
     ok = y.notna().to_numpy() & (np.arange(len(demand)) < fit_until)
-    model = XGBRegressor(objective="reg:quantileerror", quantile_alpha=quantile,
-                         **PeakForecaster().params)
+    model = XGBRegressor(objective="reg:quantileerror", quantile_alpha=quantile, **params)
     model.fit(x[ok], y[ok])
     return np.maximum(model.predict(x), 0.0)
 
 
-def candidates(demand: pd.Series, n_train: int, window: int) -> dict[str, tuple[np.ndarray, float]]:
-    """Peak levels per step (``demand + forecast rise``) and the nominal quantile of each."""
+def candidates(
+    demand: pd.Series, n_train: int, window: int, params: dict[str, Any] | None = None
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Peak levels per step (``demand + forecast rise``) and the nominal quantile of each.
+
+    Fitted on the first ``n_train`` steps only (labels inside them); ``params`` are
+    the XGBoost settings (default: :class:`PeakForecaster`'s).
+    """
+    params = params or PeakForecaster().params
     s = demand.astype("float64")
     level = s.to_numpy()
     train = s.iloc[:n_train]
     out: dict[str, tuple[np.ndarray, float]] = {}
     for q in (0.6, 0.7, 0.8, 0.9):
-        out[f"peak_q{q}"] = (PeakForecaster(window, q).fit(train).predict(s).to_numpy(), q)
+        out[f"peak_q{q}"] = (PeakForecaster(window, q, params).fit(train).predict(s).to_numpy(), q)
         out[f"rise_features_q{q}"] = (level + _quantile_rise(s, n_train, window, q,
-                                                             rise_features), q)
-    short = {(w, q): PeakForecaster(w, q).fit(train).predict(s).to_numpy()
+                                                             rise_features, params), q)
+    short = {(w, q): PeakForecaster(w, q, params).fit(train).predict(s).to_numpy()
              for w, q in ((window // 4, 0.9), (window // 2, 0.8), (window, 0.6), (window, 0.7))}
     q9, q8 = short[(window // 4, 0.9)], short[(window // 2, 0.8)]
     out["multi_h_q0.9_q0.6"] = (np.maximum(q9, short[(window, 0.6)]), 0.6)
@@ -90,10 +96,17 @@ def candidates(demand: pd.Series, n_train: int, window: int) -> dict[str, tuple[
     out["multi_h_q0.9_q0.8_q0.6"] = (np.maximum.reduce([q9, q8, short[(window, 0.6)]]), 0.6)
     cal = n_train - 7 * DAY  # split conformal: fit before the last training week, calibrate on it
     for q in (0.7, 0.8):
-        rise = _quantile_rise(s, cal - window, window, q, demand_features)
+        rise = _quantile_rise(s, cal - window, window, q, demand_features, params)
         truth = future_peak_rise(s, window).to_numpy()[cal:n_train - window]
         shift = float(np.quantile(truth - rise[cal:n_train - window], q))
         out[f"conformal_q{q}"] = (level + np.maximum(rise + shift, 0.0), q)
+    # online conformal: shift a median forecast by the quantile of the residuals of the
+    # last 7 days of windows that have *completed* by t (causal; follows a drifting level)
+    median = PeakForecaster(window, 0.5, params).fit(train).predict(s).to_numpy() - level
+    resid = pd.Series(future_peak_rise(s, window).to_numpy() - median, index=s.index)
+    for q in (0.8, 0.9):
+        shift = resid.shift(window).rolling(7 * DAY, min_periods=DAY).quantile(q).fillna(0.0)
+        out[f"online_conformal_q{q}"] = (level + np.maximum(median + shift.to_numpy(), 0.0), q)
     for w in (window, 2 * window, 4 * window):  # reads the future: the ceiling only
         ahead = pd.concat([s.shift(-k) for k in range(1, w + 1)], axis=1).max(axis=1)
         out[f"oracle_{w}"] = (np.maximum(level, ahead.fillna(s).to_numpy()), 1.0)
@@ -103,10 +116,11 @@ def candidates(demand: pd.Series, n_train: int, window: int) -> dict[str, tuple[
 def study(
     steps: pd.DataFrame, start: str, end: str, *, max_wakeups_per_day: float = 0.45,
     max_short_share: float = 0.0025, progress: Callable[[str], None] | None = None,
+    base: PlannerConfig | None = None, params: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per candidate: calibration on ``[start, end]`` and the best feasible replay."""
     say = progress or (lambda _msg: None)
-    base = PlannerConfig()
+    base = base or PlannerConfig()
     win = default_window(steps, start, end)
     history = steps.loc[: win.test_end]
     demand = history["demand"]
@@ -116,7 +130,7 @@ def study(
     forecasts = make_forecaster("xgboost", tuple(range(1, base.horizon_steps + 1))).fit(
         train).predict(demand)
     say("peak forecasters")
-    cands = candidates(demand, n_train, base.peak_window)
+    cands = candidates(demand, n_train, base.peak_window, params)
     i0 = int(history.index.searchsorted(max(history.index[0], win.test_start - WARMUP)))
     k0 = int(history.index.searchsorted(win.test_start))
     i1, cut = len(history) - 1, k0 - i0
@@ -173,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         table.add_column(col)
     for row in rows:
         table.add_row(*[str(row.get(c, "")) for c in columns])
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ class ServiceConfig(BaseModel):
         0.05, gt=0, lt=1, description="prefer a node if every pair stays within this slowdown"
     )
     hint_max_prefer: int = Field(8, ge=0, le=10_000, description="most prefer_nodes returned")
+    batch_hints: bool = Field(
+        True, description="hints in /v1/jobs/score:batch too (~0.7 ms per distinct job there)"
+    )
     profile_db: Path | None = Field(None, description="job profile store; <state>/profiles.db")
     interference_model: Path | None = Field(
         None, description="saved InterferenceModel; default: trained on the Lucid data at start"

@@ -102,3 +102,21 @@ def test_peak_forecaster_is_causal_and_round_trips(tmp_path: Path) -> None:
     assert (a >= s).all()  # a peak level, never below the current demand
     model.save(tmp_path / "peak")
     pd.testing.assert_series_equal(load(tmp_path / "peak").predict(s), a)
+
+
+def test_peak_calibration_scores_the_realised_future_peak() -> None:
+    from predictor.models.demand import future_peak_rise, peak_calibration
+
+    index = pd.date_range("2021-03-01", periods=6, freq="10min")
+    s = pd.Series([10.0, 12, 11, 15, 9, 9], index=index)
+    assert future_peak_rise(s, 2).tolist()[:4] == [2.0, 3.0, 4.0, -6.0]
+    assert np.isnan(future_peak_rise(s, 2).iloc[-1])
+    level = s + 3.0  # forecast rise of 3 everywhere
+    cal = peak_calibration(level, s, 2, 0.8, index[0], index[-1])
+    # realised rises 2, 3, 4, -6 (last two steps lack a full window): 3 of 4 covered
+    assert cal["coverage"] == 0.75
+    assert cal["mean_width"] == 3.0 and cal["mean_rise"] == 0.8  # 0.75, one decimal
+    # pinball at 0.8: errors -1, 0, 1, -9 -> (0.2 + 0 + 0.8 + 1.8) / 4
+    assert cal["pinball"] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="no complete"):
+        peak_calibration(level, s, 10, 0.8, index[0], index[-1])

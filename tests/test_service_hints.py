@@ -267,6 +267,9 @@ def test_energy_plan_is_read_only_json(home: Path) -> None:
     assert plan["status"] == "planned" and plan["busy"] == 1 and plan["capacity"] == 3
     assert set(plan["power_down"]) <= {"g2", "g3"} and "g1" not in plan["power_down"]
     assert view.powered == []  # a plan powers nothing
+    short = FakeView({**POWER_OK, "ResumeTimeout": "30"})
+    resp = _energy_client(home, short).get("/v1/energy/plan")
+    assert resp.status_code == 200 and "ResumeTimeout=30s" in resp.json["problems"][0]
 
 
 @pytest.mark.parametrize(
@@ -302,3 +305,56 @@ def test_runner_specs_build_adapters() -> None:
     for spec in ("local", "docker:slurmctld"):
         adapter = slurm_adapter(load_config(environ={"FORESIGHT_SLURM_RUNNER": spec}))
         assert adapter is not None and hasattr(adapter, "queue")
+
+
+def test_refresh_recomputes_recent_hints_against_the_new_snapshot(
+    app: Flask, client: FlaskClient, slurm: FakeSlurm
+) -> None:
+    assert _hints(client)["avoid_nodes"] == ["n1"]
+    slurm.jobs[0]["node_list"] = "n3"  # the heavy job moved
+    placement = app.extensions["foresight"].placement
+    snap = placement.refresh()
+    assert snap is not None and ("alice", "train", "ml", "gpu") in snap.cache  # warmed
+    assert _hints(client)["avoid_nodes"] == ["n3"]
+
+
+def test_batch_hints_can_be_turned_off(home: Path) -> None:
+    app = _app(home, cluster(), batch_hints=False)
+    app.extensions["foresight"].placement.refresh()
+    client = app.test_client()
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": [JOB]})
+    assert resp.status_code == 200 and resp.json["results"][0]["hints"] is None
+    assert resp.json["results"][0]["warnings"] == []
+    assert client.post("/v1/jobs/score", json=JOB).json["hints"]["status"] == "no_profile"
+
+
+def test_hint_config_keys_from_toml_and_env(tmp_path: Path) -> None:
+    toml = tmp_path / "f.toml"
+    toml.write_text('[service]\nslurm_runner = "docker:slurmctld"\nhints_enabled = "auto"\n'
+                    "snapshot_interval_s = 30\nhint_avoid_slowdown = 0.2\n")  # fmt: skip
+    cfg = load_config(toml, environ={"FORESIGHT_HINTS_ENABLED": "false"})
+    assert (cfg.slurm_runner, cfg.hints_enabled, cfg.snapshot_interval_s) == (
+        "docker:slurmctld", False, 30.0)  # fmt: skip
+    assert cfg.hint_avoid_slowdown == 0.2 and cfg.profile_db is not None
+    with pytest.raises(ConfigError, match="hint_prefer_slowdown"):
+        load_config(environ={"FORESIGHT_HINT_PREFER_SLOWDOWN": "0.5"})
+    with pytest.raises(ConfigError, match="hints_enabled"):
+        load_config(environ={"FORESIGHT_HINTS_ENABLED": "sometimes"})
+
+
+def test_background_thread_takes_snapshots(home: Path) -> None:
+    slurm = cluster()
+    config = load_config(environ={}, state_dir=home, snapshot_interval_s=1)
+    app = create_app(config, watch=True, slurm=slurm, interference_model=HEURISTIC)
+    service = app.extensions["foresight"]
+    try:
+        deadline = time.time() + 10
+        while slurm.queue_calls < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert slurm.queue_calls >= 2  # at once, then again after the interval
+        assert service.placement.snapshot is not None
+        hints = app.test_client().post("/v1/jobs/score", json=JOB).json["hints"]
+        assert hints["status"] == "no_profile"  # no profiles posted in this app
+    finally:
+        service.placement.stop()
+        service.watcher.stop()

@@ -37,8 +37,10 @@ def _view(service: Service) -> Any:
     response=EnergyPlan, access=Access.SCORING, errors=(503,), tag="energy",
 )  # fmt: skip
 def energy_plan() -> EnergyPlan:
-    """503 with the reason when Slurm cannot be read or power saving is not configured."""
-    from energy.controller import current_plan
+    """503 with the reason when Slurm cannot be read or power saving is not configured
+    (``SuspendProgram``/``ResumeProgram`` unset); other problems the controller sees (e.g. a
+    ``ResumeTimeout`` shorter than the boot latency) are listed in ``problems``."""
+    from energy.controller import REQUIRED_SETTINGS, current_plan
 
     service: Service = current_app.extensions["foresight"]
     view = _view(service)
@@ -51,7 +53,8 @@ def energy_plan() -> EnergyPlan:
         plan = last["plan"]
     if plan.get("status") == "skipped":
         raise ApiError(503, f"no energy plan: {plan.get('reason')}")
-    if plan.get("problems"):
-        raise ApiError(503, "no energy plan: power saving is not configured: "
-                            + "; ".join(plan["problems"]))  # fmt: skip
+    missing = [p for p in plan.get("problems", [])
+               if any(p.startswith(f"{key} is not set") for key in REQUIRED_SETTINGS)]  # fmt: skip
+    if missing:
+        raise ApiError(503, "no energy plan: " + "; ".join(missing))
     return EnergyPlan.model_validate(plan)

@@ -60,7 +60,7 @@ def _hints(service: Service, job: _JobFields) -> PlacementHintsBody | None:
 
 
 def _hint_warnings(service: Service, hints: PlacementHintsBody | None) -> list[str]:
-    if hints is None and service.config.hints_enabled is True:
+    if hints is None and service.config.hints_enabled is True and not service.placement.enabled:
         return [f"placement hints off: {service.placement.off_reason}"]
     if hints is not None and hints.status == "unavailable":
         return [hints.message]
@@ -122,9 +122,10 @@ def score_batch(batch: BatchRequest) -> Response:
     policy, version = service.scorer.policy_name, loaded.version
     runtime, lo, hi = s.runtime.tolist(), s.lo.tolist(), s.hi.tolist()
     gpu_time, priority, site = s.gpu_time.tolist(), s.priority.tolist(), s.site_factor.tolist()
+    with_hints = service.config.batch_hints
     for i, job in enumerate(batch.jobs):
         unknown = job.unknown_fields()
-        hints = _hints(service, job)
+        hints = _hints(service, job) if with_hints else None
         warnings = _unknown_warnings(service, "/v1/jobs/score:batch", unknown,
                                      f"jobs.{i}.") if unknown else []  # fmt: skip
         results.append({

@@ -10,7 +10,9 @@ reads the current snapshot reference, looks its own job's profile up and calls
 of its partition; :func:`~predictor.interference.hints.safe_exclusions` trims
 the nodes to avoid so the job always keeps enough nodes. Results are cached per
 (job profile key, partition) until the next snapshot, so repeated submissions
-of the same job cost a dictionary lookup.
+of the same job cost a dictionary lookup; the refresh thread recomputes the
+most recently asked :data:`WARM_KEYS` for each new snapshot before swapping it
+in, so a job submitted again and again keeps hitting the cache.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: cached hint results per snapshot (cleared at each refresh, or when full)
 CACHE_SIZE = 4096
+#: most recently asked keys whose hints the refresh thread recomputes for the new snapshot
+WARM_KEYS = 128
 
 
 class NodeReader(Protocol):
@@ -83,6 +87,14 @@ class HostlistExpander:
         self._used = set()
 
 
+@dataclass
+class _Cached:
+    lookup: ProfileLookup
+    hints: PlacementHints | None
+    candidates: list[str]
+    problem: str
+
+
 @dataclass(frozen=True)
 class NodeSnapshot:
     """Running jobs per node (profiles resolved) and available nodes per partition."""
@@ -92,6 +104,8 @@ class NodeSnapshot:
     partitions: dict[str, list[str]]
     available: list[str]
     n_running_jobs: int = 0
+    #: hint results computed against this snapshot (key: user, job name, account, partition)
+    cache: dict[tuple[str, ...], _Cached] = field(default_factory=dict, compare=False, repr=False)
 
     def candidates(self, partition: str) -> tuple[list[str], str]:
         """Available nodes of ``partition`` (comma list allowed; "" = every available node),
@@ -133,14 +147,6 @@ def take_snapshot(
 
 
 @dataclass
-class _Cached:
-    lookup: ProfileLookup
-    hints: PlacementHints | None
-    candidates: list[str]
-    problem: str
-
-
-@dataclass
 class Placement:
     """One worker's placement-hint state: model, profile store, snapshot, cache."""
 
@@ -153,7 +159,6 @@ class Placement:
     last_error: str | None = None
     enabled: bool = False
     off_reason: str = ""
-    _cache: dict[tuple[str, ...], _Cached] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _expand: HostlistExpander | None = None
@@ -190,12 +195,17 @@ class Placement:
             self.load_model()
             snap = take_snapshot(self.reader, self.store, self._expand)
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("node snapshot failed: %s", self.last_error)
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.last_error:  # once per distinct failure, not every interval
+                log.warning("node snapshot failed: %s", error)
+            self.last_error = error
             return None
         self._expand.forget_unused()
+        old = self.snapshot
+        if old is not None and self.model is not None:
+            for key in list(old.cache)[-WARM_KEYS:]:
+                snap.cache[key] = self._compute(snap, *key)
         self.snapshot, self.last_error = snap, None
-        self._cache = {}
         return snap
 
     def start(self) -> None:
@@ -221,7 +231,8 @@ class Placement:
 
     def forget_cached(self) -> None:
         """Drop cached results (a profile was posted to this worker)."""
-        self._cache = {}
+        if self.snapshot is not None:
+            self.snapshot.cache.clear()
 
     # -------------------------------------------------------------- requests
     def _unavailable(self, why: str) -> PlacementHintsBody:
@@ -274,10 +285,20 @@ class Placement:
         self, snap: NodeSnapshot, user: str, job_name: str, account: str, partition: str
     ) -> _Cached:
         key = (user, job_name, account, partition)
-        cache = self._cache
+        cache = snap.cache
         hit = cache.get(key)
         if hit is not None:
+            cache[key] = cache.pop(key, hit)  # most recently used last (for warming)
             return hit
+        entry = self._compute(snap, *key)
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[key] = entry
+        return entry
+
+    def _compute(
+        self, snap: NodeSnapshot, user: str, job_name: str, account: str, partition: str
+    ) -> _Cached:
         candidates, problem = snap.candidates(partition)
         lookup = self.store.lookup(user, job_name, account)
         hints = None
@@ -287,8 +308,4 @@ class Placement:
             }
             assert self.model is not None
             hints = placement_hints(lookup.profile, running, self.model, self.hint_config)
-        entry = _Cached(lookup, hints, candidates, problem)
-        if len(cache) >= CACHE_SIZE:
-            cache.clear()
-        cache[key] = entry
-        return entry
+        return _Cached(lookup, hints, candidates, problem)
