@@ -35,6 +35,16 @@ def test_add_completed_is_idempotent_per_job_id(tmp_path: Path) -> None:
     assert reopened.add_completed(jobs) == 0
 
 
+def test_a_reused_job_id_with_a_new_submit_time_is_a_new_job(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "history.sqlite")
+    assert store.add_completed(_jobs([_job("26", "u", 0, 100)])) == 1
+    # Slurm restarted its id counter (or another log's ids overlap): job 26 again, later
+    assert store.add_completed(_jobs([_job("26", "u", 5000, 40)])) == 1
+    assert store.add_completed(_jobs([_job("26", "u", 5000, 40)])) == 0  # a true replay
+    store.close()
+    assert len(HistoryStore(tmp_path / "history.sqlite")) == 2
+
+
 def test_last2_is_mean_of_two_latest_ended(tmp_path: Path) -> None:
     store = HistoryStore()
     store.add_completed(_jobs([_job("1", "u", 0, 100), _job("2", "u", 200, 300),

@@ -3,8 +3,10 @@
 The in-memory buckets (:class:`~predictor.history.stats.KeyStats`) answer
 feature look-ups in microseconds; SQLite (``<state dir>/history.sqlite``)
 keeps the ended and submitted jobs so a restarted service rebuilds the same
-state. Both ``add_completed`` and ``add_submitted`` are idempotent per
-``job_id``: replaying a log never double-counts.
+state. Both ``add_completed`` and ``add_submitted`` are idempotent per job
+identity, ``(job_id, submit_time)``: replaying a log never double-counts, and a
+job id that Slurm reuses (ids wrap at ``MaxJobId`` and restart when a
+controller's state is reset; another log's ids overlap) is a new job.
 
 Causality is the caller's contract: the store answers with what it holds, so
 to predict a job submitted at ``t`` it must hold only jobs that ended by ``t``
@@ -36,6 +38,12 @@ _SUBMITTED_COLS = ("job_id", "user", "account", "job_name", "cpus", "gpus", "sub
 _EMPTY_STATS = KeyStats()
 
 
+def job_identity(job: Mapping[str, Any]) -> tuple[str, float]:
+    """What makes a job the same job: its id and its submit time (whole seconds)."""
+    submit = _float(job.get("submit_time"))
+    return str(job.get("job_id", "")), (round(submit) if math.isfinite(submit) else -1.0)
+
+
 def effective_end(jobs: pd.DataFrame) -> pd.Series:
     """Each job's end time: ``end_time`` where known, else ``submit + wait + run_time``.
 
@@ -62,8 +70,8 @@ class HistoryStore:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._buckets: dict[str, dict[str, KeyStats]] = {kind: {} for kind in ALL_KINDS}
-        self._ended_ids: set[str] = set()
-        self._submitted_ids: set[str] = set()
+        self._ended_ids: set[tuple[str, float]] = set()
+        self._submitted_ids: set[tuple[str, float]] = set()
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,9 +92,13 @@ class HistoryStore:
         submitted = ", ".join(f"{c} {'TEXT' if c in _SUBMITTED_COLS[:4] else 'REAL'}"
                               for c in _SUBMITTED_COLS[1:])
         with self._db:
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS ended (job_id TEXT PRIMARY KEY, {ended})")
             self._db.execute(
-                f"CREATE TABLE IF NOT EXISTS submitted (job_id TEXT PRIMARY KEY, {submitted})"
+                f"CREATE TABLE IF NOT EXISTS ended (job_id TEXT, {ended}, "
+                "PRIMARY KEY (job_id, submit_time))"
+            )
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS submitted (job_id TEXT, {submitted}, "
+                "PRIMARY KEY (job_id, submit_time))"
             )
 
     def _replay(self) -> None:
@@ -116,10 +128,10 @@ class HistoryStore:
 
     # --- updates -----------------------------------------------------------
     def _fold_ended(self, job: Mapping[str, Any], keys: Mapping[str, str] | None = None) -> bool:
-        job_id = str(job.get("job_id", ""))
-        if job_id in self._ended_ids:
+        ident = job_identity(job)
+        if ident in self._ended_ids:
             return False
-        self._ended_ids.add(job_id)
+        self._ended_ids.add(ident)
         run, end, limit = _float(job["run_time"]), _float(job["end_time"]), _float(
             job.get("time_limit")
         )
@@ -134,10 +146,10 @@ class HistoryStore:
     def _fold_submitted(
         self, job: Mapping[str, Any], keys: Mapping[str, str] | None = None
     ) -> bool:
-        job_id = str(job.get("job_id", ""))
-        if job_id in self._submitted_ids:
+        ident = job_identity(job)
+        if ident in self._submitted_ids:
             return False
-        self._submitted_ids.add(job_id)
+        self._submitted_ids.add(ident)
         submit = _float(job["submit_time"])
         for kind, key in (keys if keys is not None else job_keys(job)).items():
             bucket = self._buckets[kind]
