@@ -61,11 +61,14 @@ def _quantile_rise(
     demand: pd.Series, fit_until: int, window: int, quantile: float,
     features: Callable[[pd.Series], pd.DataFrame], params: dict[str, Any],
 ) -> np.ndarray:
-    """Forecast rise per step from a quantile XGBoost fit on rows ``< fit_until`` only."""
+    """Forecast rise per step from a quantile XGBoost fit on the first ``fit_until`` steps.
+
+    Only rows whose whole label window lies inside them are used (no label leaks past).
+    """
     from xgboost import XGBRegressor
 
     x, y = features(demand), future_peak_rise(demand, window)
-    ok = y.notna().to_numpy() & (np.arange(len(demand)) < fit_until)
+    ok = y.notna().to_numpy() & (np.arange(len(demand)) < fit_until - window)
     model = XGBRegressor(objective="reg:quantileerror", quantile_alpha=quantile, **params)
     model.fit(x[ok], y[ok])
     return np.maximum(model.predict(x), 0.0)
@@ -96,7 +99,7 @@ def candidates(
     out["multi_h_q0.9_q0.8_q0.6"] = (np.maximum.reduce([q9, q8, short[(window, 0.6)]]), 0.6)
     cal = n_train - 7 * DAY  # split conformal: fit before the last training week, calibrate on it
     for q in (0.7, 0.8):
-        rise = _quantile_rise(s, cal - window, window, q, demand_features, params)
+        rise = _quantile_rise(s, cal, window, q, demand_features, params)
         truth = future_peak_rise(s, window).to_numpy()[cal:n_train - window]
         shift = float(np.quantile(truth - rise[cal:n_train - window], q))
         out[f"conformal_q{q}"] = (level + np.maximum(rise + shift, 0.0), q)
