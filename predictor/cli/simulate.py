@@ -139,14 +139,7 @@ def _predictions(jobs: pd.DataFrame, source: str, console: Console) -> pd.Series
         return jobs["run_time"]
     from predictor.models.duration import causal_predictions
 
-    with Progress(
-        TextColumn("causal predictions (retrains)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _progress(console, "causal predictions (retrains)") as bar:
         task = bar.add_task("fit", total=None)
 
         def tick(done: int, total: int) -> None:
@@ -154,6 +147,12 @@ def _predictions(jobs: pd.DataFrame, source: str, console: Console) -> pd.Series
 
         frame = causal_predictions(jobs, progress=tick)
     return frame["runtime_s"]
+
+
+def _progress(console: Console, label: str) -> Progress:
+    """A transient rich progress bar: label, bar, done/total, elapsed."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
 
 
 def _print_setup(console: Console, replay: Replay, bad_lines: int) -> None:
@@ -179,14 +178,7 @@ def _run_with_progress(
     console: Console,
     params: dict[str, dict[str, Any]],
 ) -> dict[str, SimResult]:
-    with Progress(
-        TextColumn("{task.description:>12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _progress(console, "{task.description:>12}") as bar:
         tasks = {n: bar.add_task(n, total=len(replay.workload)) for n in names}
 
         def tick(name: str, done: int) -> None:
