@@ -46,7 +46,6 @@ step "5/6 Retraining from the cluster's own accounting (sacct --parsable2), hot-
 fields=$(.venv/bin/python -c 'from predictor.logs import SACCT_FIELDS; print(",".join(SACCT_FIELDS))')
 $F cluster exec -- sacct --parsable2 -a -X -S now-1days -E now --format="$fields" > "$FORESIGHT_HOME/demo-sacct.txt"
 echo "$(($(wc -l < "$FORESIGHT_HOME/demo-sacct.txt") - 1)) jobs exported from sacct"
-docker cp "$LOG" "$SVC":/tmp/base.swf.gz
 docker cp "$FORESIGHT_HOME/demo-sacct.txt" "$SVC":/tmp/sacct.txt
 docker exec "$SVC" foresight train --log /tmp/sacct.txt --format sacct || \
   echo "(too few finished jobs in sacct to train a model on; the first model keeps serving)"

@@ -12,7 +12,13 @@ import pytest
 from predictor.evaluation import runtime_metrics
 from predictor.features import FEATURE_NAMES
 from predictor.logs.schema import to_canonical
-from predictor.models.duration import CausalSchedule, DurationModel, causal_predictions
+from predictor.models.duration import (
+    CausalSchedule,
+    DurationModel,
+    ModelSchemaError,
+    anchor_log,
+    causal_predictions,
+)
 
 
 def test_metrics_hand_computed() -> None:
@@ -61,6 +67,27 @@ def test_model_predicts_intervals_and_gpu_time(tmp_path: Path) -> None:
     model.save(tmp_path)
     again = DurationModel.load(tmp_path)
     assert np.allclose(again.predict(X[:5])["runtime_s"], frame["runtime_s"])
+
+
+def test_anchor_scales_the_limit_by_the_most_specific_ratio() -> None:
+    X = np.full((3, len(FEATURE_NAMES)), np.nan)
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    X[:, col["req_limit"]] = math.log1p(3600.0)
+    X[:, col["all_limit_ratio"]] = math.log(0.5)
+    X[:, col["all_last2"]] = math.log(100.0)
+    X[0, col["user_limit_ratio"]] = math.log(0.1)  # the user's own ratio wins
+    X[1:, col["user_med5"]] = math.log(42.0)
+    X[2, col["req_limit"]] = np.nan  # no limit: the user's last-5 median
+    assert np.exp(anchor_log(X)) == pytest.approx([360.0, 1800.0, 42.0])
+
+
+def test_model_of_another_anchor_version_refuses_to_load(tmp_path: Path) -> None:
+    X = np.random.default_rng(2).normal(size=(100, len(FEATURE_NAMES)))
+    model = DurationModel().fit(X, np.exp(4 + X[:, 0]))
+    del model.anchor_version  # as pickled before the anchor was versioned
+    model.save(tmp_path)
+    with pytest.raises(ModelSchemaError, match="anchor v1"):
+        DurationModel.load(tmp_path)
 
 
 def test_causal_predictions_ignore_future_jobs() -> None:

@@ -2,12 +2,13 @@
 
 Users submit runs of similar jobs, so the best single guess is usually "like
 their last ones". The models therefore predict the log-ratio between the run
-time and an *anchor* (the log of the mean of the user's last two ended jobs,
-falling back to the cluster's last two) and add the anchor back: a model that
-has learned nothing predicts Tsafrir's estimate, and every split has to earn
-its deviation from it. XGBoost uses an L1 objective (the median in log space is
-what "accuracy" = mean min(p,a)/max(p,a) = mean exp(-|log p - log a|) rewards).
-The interval comes from the training residuals' quantiles.
+time and an *anchor* (:func:`anchor_log`: the requested time limit scaled by
+how much of their limits the most specific key's recent jobs used, else the
+median of that key's last five run times) and add the anchor back: a model
+that has learned nothing predicts that recency estimate, and every split has
+to earn its deviation from it. XGBoost uses an L1 objective (the median in log
+space is what "accuracy" = mean min(p,a)/max(p,a) = mean exp(-|log p - log a|)
+rewards). The interval comes from held-out residual quantiles.
 
 ``causal_predictions`` replays a log: every job gets a prediction from a model
 trained only on jobs that had ended before its submit time, retrained on a
@@ -31,15 +32,26 @@ from predictor.history import log_runtime
 
 MODEL_KINDS: tuple[str, ...] = ("xgboost", "rf")
 MODEL_FILE = "model.pkl"
-#: The anchor: the median of the last 5 jobs of the most specific key the job has
-#: history for (same user+name+shape, same user+shape, same user), else the cluster's
-#: last two.
+#: Fallback anchor: the median of the last 5 jobs of the most specific key the job
+#: has history for (same user+name+shape, same user+shape, same user), else the
+#: cluster's last two.
 ANCHOR_FEATURES: tuple[str, ...] = (
     "user_name_shape_med5",
     "user_shape_med5",
     "user_med5",
     "all_last2",
 )
+#: The anchor where the job has a time limit: log(limit) + the EWMA of
+#: log(run / limit) of the most specific key with such history (the same chain).
+LIMIT_RATIO_FEATURES: tuple[str, ...] = (
+    "user_name_shape_limit_ratio",
+    "user_shape_limit_ratio",
+    "user_limit_ratio",
+    "all_limit_ratio",
+)
+#: Bump when :func:`anchor_log` changes meaning: fitted models of another anchor
+#: version refuse to load (their corrections are relative to the old anchor).
+ANCHOR_VERSION = 2
 INTERVAL_QUANTILES = (0.1, 0.9)
 
 
@@ -71,12 +83,29 @@ class DurationConfig:
             raise ValueError(f"unknown model kind {self.kind!r}; known: {', '.join(MODEL_KINDS)}")
 
 
+def _first_known(X: np.ndarray, names: list[str], chain: Sequence[str]) -> np.ndarray:
+    """Per row, the first non-NaN value among the ``chain`` columns (NaN if none)."""
+    out = X[:, names.index(chain[0])].astype(np.float64)
+    for name in chain[1:]:
+        out = np.where(np.isnan(out), X[:, names.index(name)], out)
+    return out
+
+
 def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
-    """The recency anchor (log seconds) of each feature row; 0 where no history at all."""
+    """The recency anchor (log seconds) of each feature row; 0 where no history at all.
+
+    With a time limit: ``log(limit) + EWMA log(run/limit)`` of the most specific
+    key (user+name+shape, user+shape, user, cluster) that has one; without: the
+    median log run time of that key's last five jobs (cluster: last two).
+    """
     names = list(feature_names)
-    anchor = X[:, names.index(ANCHOR_FEATURES[0])].astype(np.float64)
-    for name in ANCHOR_FEATURES[1:]:
-        anchor = np.where(np.isnan(anchor), X[:, names.index(name)], anchor)
+    recency = _first_known(X, names, ANCHOR_FEATURES)
+    ratio = _first_known(X, names, LIMIT_RATIO_FEATURES)
+    req = X[:, names.index("req_limit")].astype(np.float64)  # log1p(limit), NaN if none
+    with np.errstate(invalid="ignore"):
+        limit = np.log(np.maximum(np.expm1(req), 1.0))
+    scaled = limit + ratio
+    anchor = np.where(np.isnan(scaled), recency, scaled)
     return np.nan_to_num(anchor, nan=0.0)
 
 
@@ -91,6 +120,7 @@ class DurationModel:
     shrink: float = 1.0  # weight of the learned correction on top of the anchor
     n_train: int = 0
     estimator: Any = None
+    anchor_version: int = 0  # ANCHOR_VERSION once fitted
 
     # --- training ----------------------------------------------------------
     def fit(self, X: np.ndarray | pd.DataFrame, run_time: np.ndarray | pd.Series) -> DurationModel:
@@ -119,6 +149,7 @@ class DurationModel:
         lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
         self.interval = (float(lo), float(hi))
         self.n_train = int(X.shape[0])
+        self.anchor_version = ANCHOR_VERSION
         return self
 
     def _fit_estimator(self, X: np.ndarray, target: np.ndarray) -> Any:
@@ -204,6 +235,7 @@ class DurationModel:
             "interval_log": list(self.interval),
             "shrink": self.shrink,
             "n_train": self.n_train,
+            "anchor_version": self.anchor_version,
         }
 
     def save(self, folder: Path | str) -> Path:
@@ -236,6 +268,12 @@ class DurationModel:
                 f"({len(self.feature_names)} features) but this code builds "
                 f"v{FEATURE_SCHEMA_VERSION} ({len(FEATURE_NAMES)} features); retrain it "
                 "with `foresight train`"
+            )
+        version = self.__dict__.get("anchor_version", 1)  # pickles older than the field: v1
+        if self.estimator is not None and version != ANCHOR_VERSION:
+            raise ModelSchemaError(
+                f"model was fitted against anchor v{version} but this code computes "
+                f"anchor v{ANCHOR_VERSION}; retrain it with `foresight train`"
             )
 
 
