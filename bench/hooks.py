@@ -92,7 +92,7 @@ def submit(cluster: DevCluster, n: int, name: str) -> dict:
     lat = np.array(result["latency_s"]) * 1000
     result.update(
         n=n, rate=n / result["wall_s"], p50_ms=float(np.percentile(lat, 50)),
-        p99_ms=float(np.percentile(lat, 99)), first_ms=[round(x, 2) for x in lat[:5]],
+        p99_ms=float(np.percentile(lat, 99)), first_ms=[round(float(x), 2) for x in lat[:5]],
         hook_log_lines=hook_lines(cluster, since, name),
     )
     del result["latency_s"]

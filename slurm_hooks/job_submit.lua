@@ -109,11 +109,15 @@ local function parse_url(url)
 end
 
 --- POST `body` to `url`; the whole exchange must finish within timeout_s.
--- Returns (status, response_body) or (nil, error).
+-- The socket work gets the budget less a reserve for the hook's own work
+-- (encoding, decoding, a late wake-up from the OS), so the whole call stays
+-- within the configured timeout. Returns (status, response_body) or (nil, error).
 function M.http_post(url, body, timeout_s, token)
     if not socket_ok then return nil, "lua-socket not installed" end
     local host, port, path = parse_url(url)
     if host == nil then return nil, "bad url " .. tostring(url) end
+    local reserve = math.min(0.015, timeout_s * 0.1)
+    timeout_s = timeout_s - reserve
     local deadline = socket.gettime() + timeout_s
     local conn = socket.tcp()
     conn:settimeout(timeout_s)

@@ -140,7 +140,7 @@ def test_bad_service_leaves_job_unchanged_within_timeout(tmp_path, service, mode
     assert res["rc"] == 0
     assert res["job"] == JOB
     assert "fail-open" in res["logs"][0]
-    assert res["ms"] < 200 + 100
+    assert res["ms"] < 200  # the whole hook, not just its socket work, fits the deadline
 
 
 def test_service_down_fails_open_and_breaker_opens(tmp_path):

@@ -226,7 +226,7 @@ def test_submissions_are_accepted_unchanged_when_the_service_fails(
     lines = [x for x in hook_lines(cluster, since) if f"name=outage-{outage}" in x]
     assert len(lines) == 5
     took = [float(m.group(1)) for x in lines if (m := re.search(r"\(([\d.]+) ms\)", x))]
-    assert took and max(took) <= TIMEOUT_MS + 50  # every call ended within its deadline
+    assert took and max(took) <= TIMEOUT_MS  # every call ended within its deadline
     assert all("fail-open" in x or "circuit open" in x for x in lines)
     assert "circuit open" in lines[-1]  # three failures opened the breaker
 
