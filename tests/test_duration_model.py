@@ -79,6 +79,10 @@ def test_anchor_scales_the_limit_by_the_most_specific_ratio() -> None:
     X[1:, col["user_med5"]] = math.log(42.0)
     X[2, col["req_limit"]] = np.nan  # no limit: the user's last-5 median
     assert np.exp(anchor_log(X)) == pytest.approx([360.0, 1800.0, 42.0])
+    model = DurationModel().fit(np.random.default_rng(3).normal(size=(100, X.shape[1])),
+                                np.full(100, 60.0))
+    for row in X:  # the one-row fast path computes the same anchor
+        assert model.predict_one(row)[0] == pytest.approx(model.predict(row[None])["runtime_s"][0])
 
 
 def test_model_of_another_anchor_version_refuses_to_load(tmp_path: Path) -> None:

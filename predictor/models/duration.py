@@ -83,6 +83,11 @@ class DurationConfig:
             raise ValueError(f"unknown model kind {self.kind!r}; known: {', '.join(MODEL_KINDS)}")
 
 
+_RECENCY_AT = tuple(FEATURE_NAMES.index(name) for name in ANCHOR_FEATURES)
+_RATIO_AT = tuple(FEATURE_NAMES.index(name) for name in LIMIT_RATIO_FEATURES)
+_LIMIT_AT = FEATURE_NAMES.index("req_limit")
+
+
 def _first_known(X: np.ndarray, names: list[str], chain: Sequence[str]) -> np.ndarray:
     """Per row, the first non-NaN value among the ``chain`` columns (NaN if none)."""
     out = X[:, names.index(chain[0])].astype(np.float64)
@@ -107,6 +112,19 @@ def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> n
     scaled = limit + ratio
     anchor = np.where(np.isnan(scaled), recency, scaled)
     return np.nan_to_num(anchor, nan=0.0)
+
+
+def _anchor_one(row: Sequence[float]) -> float:
+    """:func:`anchor_log` of one :data:`FEATURE_NAMES` row without numpy (service fast path)."""
+    req = row[_LIMIT_AT]
+    if not math.isnan(req):
+        for i in _RATIO_AT:
+            if not math.isnan(row[i]):
+                return math.log(max(math.expm1(req), 1.0)) + row[i]
+    for i in _RECENCY_AT:
+        if not math.isnan(row[i]):
+            return row[i]
+    return 0.0
 
 
 @dataclass
@@ -220,7 +238,10 @@ class DurationModel:
     def predict_one(self, features: Sequence[float]) -> tuple[float, float, float]:
         """Fast path for one feature row: ``(runtime_s, lo_s, hi_s)``."""
         row = np.asarray(features, dtype=np.float32).reshape(1, -1)
-        center = float(self.predict_log(row)[0])
+        if tuple(self.feature_names) == FEATURE_NAMES:
+            center = self.shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
+        else:
+            center = float(self.predict_log(row)[0])
         lo, hi = self.interval
         return math.exp(center), math.exp(center + lo), math.exp(center + hi)
 
