@@ -80,10 +80,16 @@ def reset_breaker() -> None:
     time.sleep(1.1)
 
 
-def hook_lines(cluster: DevCluster, since: float, name: str) -> int:
+def hook_outcomes(cluster: DevCluster, since: float, name: str) -> dict[str, int]:
+    """What the hook did for this mode's jobs, from its log lines: scored, failed open, skipped."""
     out = subprocess.run(["docker", "logs", "--since", str(int(since) - 1),
                           cluster.name("slurmctld")], capture_output=True, text=True)
-    return sum(f"name={name}" in x for x in (out.stdout + out.stderr).splitlines())
+    lines = [x for x in (out.stdout + out.stderr).splitlines() if f"name={name} " in x]
+    return {
+        "scored": sum("site_factor=" in x for x in lines),
+        "fail_open": sum("fail-open" in x for x in lines),
+        "circuit_open": sum("circuit open" in x for x in lines),
+    }
 
 
 def submit(cluster: DevCluster, n: int, name: str) -> dict:
@@ -93,7 +99,7 @@ def submit(cluster: DevCluster, n: int, name: str) -> dict:
     result.update(
         n=n, rate=n / result["wall_s"], p50_ms=float(np.percentile(lat, 50)),
         p99_ms=float(np.percentile(lat, 99)), first_ms=[round(float(x), 2) for x in lat[:5]],
-        hook_log_lines=hook_lines(cluster, since, name),
+        hook=hook_outcomes(cluster, since, name),
     )
     del result["latency_s"]
     return result
@@ -160,11 +166,12 @@ def main() -> None:
         reset_breaker()
     base = results["no_hook"]
     print(f"{'mode':<14}{'n':>6}{'jobs/s':>9}{'vs no hook':>12}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'added p99':>11}{'hook lines':>12}")
+          f"{'added p99':>11}  hook: scored / fail-open / circuit-open")
     for mode, r in results.items():
+        h = r["hook"]
         print(f"{mode:<14}{r['n']:>6}{r['rate']:>9.1f}{r['rate'] / base['rate']:>11.2f}x"
               f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['p99_ms'] - base['p99_ms']:>11.2f}"
-              f"{r['hook_log_lines']:>12}")
+              f"  {h['scored']} / {h['fail_open']} / {h['circuit_open']}")
     if "hanging" in results:
         print(f"first calls with a hanging service (ms): {results['hanging']['first_ms']} "
               f"(hook timeout {TIMEOUT_MS} ms)")

@@ -107,8 +107,9 @@ class _Stub(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def service(cluster: DevCluster, data: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostService]:
-    """The real service with a real model, on the hook's port (the container's is stopped)."""
-    if cluster.containers().get(cluster.name("service")) == "running":
+    """The real service with a real model, on the hook's port (the container's is paused)."""
+    container_was_running = cluster.containers().get(cluster.name("service")) == "running"
+    if container_was_running:
         cluster.stop_service()
     home = make_home(trained_home_dir(data, tmp_path_factory),
                      tmp_path_factory.mktemp("hooks") / "home")
@@ -117,6 +118,8 @@ def service(cluster: DevCluster, data: Path,
     reset_hook()
     yield svc
     svc.stop()
+    if container_was_running:
+        cluster.start_service()
 
 
 class StubServer:
