@@ -129,18 +129,24 @@ class ModelSlot:
 
 
 class Watcher:
-    """A daemon thread calling ``steps`` every ``interval`` seconds (errors logged, not fatal)."""
+    """A daemon thread calling ``steps`` every ``interval`` seconds (errors logged, not fatal).
 
-    def __init__(self, interval: float, steps: list[Callable[[], None]]) -> None:
+    With ``immediate`` the steps also run once as soon as the thread starts.
+    """
+
+    def __init__(self, interval: float, steps: list[Callable[[], None]], *,
+                 name: str = "foresight-watch", immediate: bool = False) -> None:
         self.interval = interval
         self.steps = steps
+        self.name = name
+        self.immediate = immediate
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="foresight-watch", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -150,9 +156,14 @@ class Watcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        if self.immediate:
+            self._steps()
         while not self._stop.wait(self.interval):
-            for step in self.steps:
-                try:
-                    step()
-                except Exception:
-                    log.exception("watcher step failed")
+            self._steps()
+
+    def _steps(self) -> None:
+        for step in self.steps:
+            try:
+                step()
+            except Exception:
+                log.exception("%s step failed", self.name)

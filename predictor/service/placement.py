@@ -18,7 +18,6 @@ in, so a job submitted again and again keeps hitting the cache.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from predictor.interference.hints import (
 )
 from predictor.interference.profiles import ProfileLookup, ProfileStore
 from predictor.models.interference import InterferenceModel
+from predictor.service.model_slot import Watcher
 from predictor.service.schemas import PlacementHintsBody
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,8 @@ class Placement:
     last_error: str | None = None
     enabled: bool = False
     off_reason: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
     _expand: HostlistExpander | None = None
+    _watcher: Watcher | None = None
 
     def __post_init__(self) -> None:
         mode = self.config.hints_enabled
@@ -177,6 +176,8 @@ class Placement:
             avoid_slowdown=self.config.hint_avoid_slowdown,
             prefer_slowdown=self.config.hint_prefer_slowdown,
         )
+        self._watcher = Watcher(self.config.snapshot_interval_s, [self.refresh],
+                                name="foresight-nodes", immediate=True)
 
     # ------------------------------------------------------------ background
     def load_model(self) -> None:
@@ -213,21 +214,11 @@ class Placement:
         if not self.enabled:
             log.warning("placement hints off: %s", self.off_reason)
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="foresight-nodes", daemon=True)
-            self._thread.start()
+        self._watcher.start()  # type: ignore[union-attr]
 
     def stop(self) -> None:
         """Stop the refresh thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            self.refresh()
-            if self._stop.wait(self.config.snapshot_interval_s):
-                return
+        self._watcher.stop()  # type: ignore[union-attr]
 
     def forget_cached(self) -> None:
         """Drop cached results (a profile was posted to this worker)."""
