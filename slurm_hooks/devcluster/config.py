@@ -163,7 +163,9 @@ def render(spec: ClusterSpec, conf_dir: Path | None = None) -> tuple[Path, str]:
     )
     (conf_dir / "foresight-power.toml").write_text(power_conf)
     digest.update(power_conf.encode())
-    # A hook appearing (or going) changes what slurmctld must load.
+    # A hook appearing (or going) changes what slurmctld must load, and slurmctld
+    # mounts the hooks of ONE tree: a cluster made from another checkout is not current.
     digest.update(str((HOOKS_DIR / "job_submit.lua").exists()).encode())
+    digest.update(str(HOOKS_DIR.resolve()).encode())
     digest.update(str(conf_dir).encode())
     return conf_dir, digest.hexdigest()[:12]
