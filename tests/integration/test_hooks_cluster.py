@@ -167,8 +167,12 @@ def show_job(slurm: SlurmAdapter, job_id: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", text))
 
 
-def blocker(sbatch: Callable[..., str]) -> str:
-    return sbatch(*FOOTPRINT, "-J", "blocker", "-t", "5", "--wrap", "sleep 300")
+def blocker(slurm: SlurmAdapter, sbatch: Callable[..., str]) -> str:
+    """A job holding the whole cpu partition, once it runs (so later jobs must queue)."""
+    job = sbatch(*FOOTPRINT, "-J", "blocker", "-t", "5", "--wrap", "sleep 300")
+    wait_until(lambda: slurm.queue().set_index("job_id").loc[job, "state"] == "RUNNING", 60,
+               "the blocker to run")
+    return job
 
 
 def test_submission_gets_site_factor_and_prediction_shown_by_sacct(
@@ -193,9 +197,7 @@ def test_submission_gets_site_factor_and_prediction_shown_by_sacct(
 def test_jobs_run_in_qssf_order_when_the_cluster_is_full(
     service: HostService, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
-    block = blocker(sbatch)
-    wait_until(lambda: slurm.queue().set_index("job_id").loc[block, "state"] == "RUNNING", 60,
-               "the blocker to run")
+    block = blocker(slurm, sbatch)
     long = sbatch(*FOOTPRINT, "-J", "long", "-t", "120", "--wrap", "sleep 10")
     short = sbatch(*FOOTPRINT, "-J", "short", "-t", "2", "--wrap", "sleep 10")
     factors = slurm.site_factors()  # what Slurm itself holds for the pending jobs
@@ -249,7 +251,7 @@ def test_priority_daemon_reorders_pending_jobs_when_scores_change(
     stub: StubServer, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
     _Stub.mode = "good"
-    block = blocker(sbatch)
+    block = blocker(slurm, sbatch)
     names = ["pd-a", "pd-b", "pd-c"]
     ids = {sbatch(*FOOTPRINT, "-J", n, "-t", "2", "--wrap", "true"): n for n in names}
     daemon = PriorityDaemon(slurm, ServiceClient(URL, timeout=5))
