@@ -246,18 +246,32 @@ local function gpus_from_tres(tres)
     return total
 end
 
---- The limit Slurm will apply to a job that names none: the partition's
+--- The partition records a job asked for: each one it names (`-p a,b`), in
+-- that order, or the default partition when it names none.
+function M.job_partitions(part_list, partition)
+    local found = {}
+    if part_list == nil then return found end
+    local by_name, default = {}, nil
+    for name, part in pairs(part_list) do
+        by_name[part.name or name] = part
+        if part.flag_default == 1 or part.default == 1 then default = part end
+    end
+    if partition == nil or partition == "" then
+        found[1] = default
+        return found
+    end
+    for pname in partition:gmatch("[^,]+") do
+        found[#found + 1] = by_name[pname]
+    end
+    return found
+end
+
+--- The limit Slurm will apply to a job that names none: its partition's
 -- DefaultTime, else its MaxTime (minutes), else nil.
 function M.partition_time_limit(part_list, partition)
-    if part_list == nil then return nil end
-    for name, part in pairs(part_list) do
-        local pname = part.name or name
-        local match = (partition ~= nil and partition ~= "" and pname == partition)
-            or ((partition == nil or partition == "") and (part.flag_default == 1 or part.default == 1))
-        if match then
-            for _, key in ipairs({ "default_time", "max_time" }) do
-                if not unset(part[key]) and part[key] ~= nil then return part[key] end
-            end
+    for _, part in ipairs(M.job_partitions(part_list, partition)) do
+        for _, key in ipairs({ "default_time", "max_time" }) do
+            if not unset(part[key]) then return part[key] end
         end
     end
     return nil
@@ -304,18 +318,11 @@ end
 
 -- ---------------------------------------------------------------- hints --
 
---- Node names of the job's partition (default partition if none named).
+--- Node names of the partitions the job asked for (see job_partitions).
 function M.partition_nodes(part_list, partition)
     local nodes = {}
-    if part_list == nil then return nodes end
-    for name, part in pairs(part_list) do
-        local pname = part.name or name
-        local wanted = (partition ~= nil and partition ~= "")
-            and ("," .. partition .. ","):find("," .. pname .. ",", 1, true)
-            or (partition == nil or partition == "") and (part.flag_default == 1 or part.default == 1)
-        if wanted then
-            for node in pairs(M.expand_hostlist(part.nodes)) do nodes[node] = true end
-        end
+    for _, part in ipairs(M.job_partitions(part_list, partition)) do
+        for node in pairs(M.expand_hostlist(part.nodes)) do nodes[node] = true end
     end
     return nodes
 end

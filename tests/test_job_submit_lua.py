@@ -204,3 +204,12 @@ def test_job_without_time_limit_uses_the_partition_default(tmp_path, service):
     [res] = run_hook(tmp_path, service.server_port, job=job, parts=parts)
     assert res["job"]["site_factor"] == 4242
     assert _Service.bodies[0]["time_limit"] == 1800
+
+
+def test_a_job_naming_several_partitions_uses_them_for_limit_and_hints(tmp_path, service):
+    job = {k: v for k, v in JOB.items() if k != "time_limit"} | {"partition": "nosuch,gpu"}
+    parts = {"cpu": {"name": "cpu", "nodes": "c[1-2]", "default_time": 5, "flag_default": 1},
+             "gpu": {"name": "gpu", "nodes": "n[1-4]", "default_time": 30}}
+    [res] = run_hook(tmp_path, service.server_port, job=job, parts=parts)
+    assert _Service.bodies[0]["time_limit"] == 1800  # gpu's DefaultTime, not the default cpu's
+    assert res["job"]["exc_nodes"] == "n2"  # n2 is a gpu node; zz9 is nobody's
