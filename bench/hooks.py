@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -34,7 +33,6 @@ import requests
 from slurm_hooks.devcluster import ClusterSpec, DevCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-HOOK = ROOT / "slurm_hooks" / "job_submit.lua"
 OUT = ROOT / "out" / "bench"
 SERVICE = "http://127.0.0.1:8765"
 TIMEOUT_MS = 300  # slurm_hooks/job_submit_foresight.conf
@@ -75,16 +73,9 @@ def set_hook(cluster: DevCluster, enabled: bool) -> None:
     time.sleep(3)
 
 
-def reset_breaker() -> None:
-    os.utime(HOOK)  # slurmctld reloads the script (fresh Lua state) when its mtime changes
-    time.sleep(1.1)
-
-
 def hook_outcomes(cluster: DevCluster, since: float, name: str) -> dict[str, int]:
     """What the hook did for this mode's jobs, from its log lines: scored, failed open, skipped."""
-    out = subprocess.run(["docker", "logs", "--since", str(int(since) - 1),
-                          cluster.name("slurmctld")], capture_output=True, text=True)
-    lines = [x for x in (out.stdout + out.stderr).splitlines() if f"name={name} " in x]
+    lines = [x for x in cluster.hook_log(since) if f"name={name} " in x]
     return {
         "scored": sum("site_factor=" in x for x in lines),
         "fail_open": sum("fail-open" in x for x in lines),
@@ -149,13 +140,13 @@ def main() -> None:
         set_hook(cluster, False)
         results["no_hook"] = submit(cluster, args.n, "bench-nohook")
         set_hook(cluster, True)
-        reset_breaker()
+        cluster.reload_hook()
         results["hook"] = submit(cluster, args.n, "bench-hook")
         if service_container:
             cluster.stop_service()
             hanging = Hanging()
             try:
-                reset_breaker()
+                cluster.reload_hook()
                 results["hanging"] = submit(cluster, 20, "bench-hang")
                 results["breaker_open"] = submit(cluster, args.n, "bench-open")
             finally:
@@ -163,7 +154,7 @@ def main() -> None:
                 cluster.start_service()
     finally:
         set_hook(cluster, True)
-        reset_breaker()
+        cluster.reload_hook()
     base = results["no_hook"]
     print(f"{'mode':<14}{'n':>6}{'jobs/s':>9}{'vs no hook':>12}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'added p99':>11}  hook: scored / fail-open / circuit-open")

@@ -370,6 +370,20 @@ class DevCluster:
             args.append("-f")
         return subprocess.run([*args, self.name(role)], check=False).returncode
 
+    def hook_log(self, since: float) -> list[str]:
+        """job_submit.lua decision lines (``foresight: ...``) slurmctld logged since ``since``."""
+        out = subprocess.run(["docker", "logs", "--since", str(int(since) - 1), CTLD],
+                             capture_output=True, text=True, check=True)
+        return [x for x in (out.stdout + out.stderr).splitlines() if "foresight:" in x]
+
+    def reload_hook(self) -> None:
+        """Make slurmctld load job_submit.lua afresh (a new Lua state: the breaker closed).
+
+        slurmctld reloads the script when its mtime changes; the next submission sees it.
+        """
+        os.utime(HOOKS_DIR / "job_submit.lua")
+        time.sleep(1.1)  # mtimes have one-second resolution
+
     def stop_service(self) -> None:
         """Stop only the Foresight service container (outage tests)."""
         docker("stop", "-t", "5", SERVICE)

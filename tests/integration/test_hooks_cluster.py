@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from service_support import make_home, trained_home_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-HOOK = ROOT / "slurm_hooks" / "job_submit.lua"
 PORT = 8765
 URL = f"http://127.0.0.1:{PORT}"
 TIMEOUT_MS = 300  # slurm_hooks/job_submit_foresight.conf
@@ -115,7 +114,7 @@ def service(cluster: DevCluster, data: Path,
                      tmp_path_factory.mktemp("hooks") / "home")
     svc = HostService(home)
     svc.start()
-    reset_hook()
+    cluster.reload_hook()
     yield svc
     svc.stop()
     if container_was_running:
@@ -138,28 +137,15 @@ class StubServer:
 
 
 @pytest.fixture
-def stub(service: HostService) -> Iterator[StubServer]:
+def stub(cluster: DevCluster, service: HostService) -> Iterator[StubServer]:
     """Replace the real service with :class:`_Stub` for one test."""
     service.stop()
     server = StubServer()
-    reset_hook()
+    cluster.reload_hook()
     yield server
     server.stop()
     service.start()
-    reset_hook()
-
-
-def reset_hook() -> None:
-    """slurmctld reloads job_submit.lua when its mtime changes: a fresh circuit breaker."""
-    os.utime(HOOK)
-    time.sleep(1.1)
-
-
-def hook_lines(cluster: DevCluster, since: float) -> list[str]:
-    out = subprocess.run(["docker", "logs", "--since", str(int(since) - 1),
-                          cluster.name("slurmctld")], capture_output=True, text=True,
-                         check=True)
-    return [line for line in (out.stdout + out.stderr).splitlines() if "foresight:" in line]
+    cluster.reload_hook()
 
 
 def show_job(slurm: SlurmAdapter, job_id: str) -> dict[str, str]:
@@ -184,7 +170,7 @@ def test_submission_gets_site_factor_and_prediction_shown_by_sacct(
     assert fields["AdminComment"].startswith("foresight:runtime=")
     factor = int(re.search(r";sf=(\d+);", fields["AdminComment"]).group(1))
     assert factor > 0
-    line = next(x for x in hook_lines(cluster, since) if "name=hooked" in x)
+    line = next(x for x in cluster.hook_log(since) if "name=hooked" in x)
     assert f"site_factor={factor}" in line and "admin_comment" in line
 
     def recorded():
@@ -228,7 +214,7 @@ def test_submissions_are_accepted_unchanged_when_the_service_fails(
         fields = show_job(slurm, job)
         assert fields.get("AdminComment", "") in ("", "(null)")
         assert fields.get("ExcNodeList", "(null)") == "(null)"
-    lines = [x for x in hook_lines(cluster, since) if f"name=outage-{outage}" in x]
+    lines = [x for x in cluster.hook_log(since) if f"name=outage-{outage}" in x]
     assert len(lines) == 5
     took = [float(m.group(1)) for x in lines if (m := re.search(r"\(([\d.]+) ms\)", x))]
     assert took and max(took) <= TIMEOUT_MS  # every call ended within its deadline
@@ -243,7 +229,7 @@ def test_a_hint_naming_an_unknown_node_is_dropped_not_rejected(
     since = time.time()
     job = sbatch("-p", "gpu", "-J", "hinted", "-t", "1", "--wrap", "true")
     assert show_job(slurm, job)["ExcNodeList"] == "n2"
-    line = next(x for x in hook_lines(cluster, since) if "name=hinted" in x)
+    line = next(x for x in cluster.hook_log(since) if "name=hinted" in x)
     assert "hints_dropped=nosuchnode(unknown)" in line
 
 
