@@ -126,12 +126,20 @@ def run_cmd(
     interval: Annotated[float, typer.Option(min=1, help="Seconds between steps.")] = 600.0,
     planner: PlannerOpt = None,
     exclude: Annotated[str, typer.Option(help="Comma-separated nodes never to power.")] = "",
+    dev_cluster: Annotated[bool, typer.Option(
+        "--dev-cluster", help="Drive the dockerized dev cluster (`foresight cluster up`) "
+                              "instead of the Slurm commands on this host.")] = False,
 ) -> None:
     """Run the controller loop against Slurm (dry-run unless --apply)."""
     from energy.controller import Controller, load_forecaster
     from energy.slurm_view import SlurmClusterView
 
-    view = SlurmClusterView(exclude={n for n in exclude.split(",") if n})
+    adapter = None
+    if dev_cluster:
+        from slurm_hooks.devcluster import DevCluster
+
+        adapter = DevCluster().adapter()
+    view = SlurmClusterView(adapter=adapter, exclude={n for n in exclude.split(",") if n})
     controller = Controller(view, config=_planner(planner), forecaster=load_forecaster(),
                             peak_forecaster=load_forecaster(name="peak"), apply=not dry_run)
     for rec in controller.recover():

@@ -120,6 +120,8 @@ class ControllerState:
     last_wake: float | None = None
     idle_since: dict[str, float] = field(default_factory=dict)
     powered_at: dict[str, float] = field(default_factory=dict)
+    wake_peak: float | None = None  # highest demand since the last wake-up, and when
+    wake_peak_at: float | None = None
 
     @classmethod
     def load(cls, path: Path) -> ControllerState:
@@ -207,6 +209,9 @@ class Controller:
                 self._execute(rec)
         if self.apply:
             self.state.last_wake = now if report.power_up else self.state.last_wake
+            if report.power_up:
+                self.state.wake_peak = float(report.busy + report.pending)
+                self.state.wake_peak_at = now
             for node in report.power_up:
                 self.state.powered_at[node] = now
             self._save_state()
@@ -232,11 +237,17 @@ class Controller:
         powered = sum(1 for n in nodes if n.available and n.power in ("on", "powering_up"))
         cfg = self.config.scaled_to(self.history_series().to_numpy())
         peak, lookback = self._forecast(demand, cfg)
-        since = (now - self.state.last_wake) if self.state.last_wake else float("inf")
+        last = self.state.last_wake
+        since = now - last if last is not None else float("inf")
+        st = self.state
+        if st.wake_peak is not None and demand > st.wake_peak:
+            st.wake_peak, st.wake_peak_at = float(demand), now
+        since_peak = now - st.wake_peak_at if st.wake_peak_at is not None else 0.0
         dec = decide(
             busy=demand, forecast_peak=peak, lookback_max=lookback, powered=powered,
             capacity=capacity, steps_since_wake=since / cfg.step_s, config=cfg,
-            rise=self._rise(demand, cfg),
+            rise=self._rise(demand, cfg), wake_peak=st.wake_peak,
+            steps_since_peak=since_peak / cfg.step_s,
         )
         report = StepReport(
             now, "planned", dec.reason, problems, busy, pending, powered, capacity, dec.need,

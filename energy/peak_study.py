@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from energy.planner import PlannerConfig
-from energy.replay import WARMUP, default_window, policy_metrics, simulate_foresight
+from energy.planner_study import best_feasible
+from energy.replay import default_window
 from energy.series import load_steps
 from predictor.models.demand import (
     PeakForecaster,
@@ -134,32 +135,22 @@ def study(
         train).predict(demand)
     say("peak forecasters")
     cands = candidates(demand, n_train, base.peak_window, params)
-    i0 = int(history.index.searchsorted(max(history.index[0], win.test_start - WARMUP)))
-    k0 = int(history.index.searchsorted(win.test_start))
-    i1, cut = len(history) - 1, k0 - i0
-    d, total = demand.to_numpy()[k0:], history["total"].to_numpy()[k0:]
-    scored = (~history["missing"]).to_numpy()[k0:]
+    configs = [replace(base, keep_buffer=kb, min_on_dwell_s=dwell)
+               for kb in KEEP_BUFFERS for dwell in DWELLS_S]
     rows = []
     for name, (level, q) in cands.items():
         say(f"replaying {name}")
         row: dict[str, Any] = {"forecaster": name, **peak_calibration(
             pd.Series(level, index=history.index), demand, base.peak_window, q,
             win.test_start, win.test_end)}
-        best: dict[str, Any] | None = None
-        for kb in KEEP_BUFFERS:
-            for dwell in DWELLS_S:
-                cfg = replace(base, keep_buffer=kb, min_on_dwell_s=dwell).scaled_to(
-                    train.to_numpy())
-                run = simulate_foresight(history, forecasts, cfg, i0, i1, level)
-                m = policy_metrics({k: v[cut:] for k, v in run.items()}, d, total, scored,
-                                   cfg.step_s, 400.0)
-                ok = (m["wakeups_per_day"] <= max_wakeups_per_day
-                      and m["short_step_share"] <= max_short_share)
-                if ok and (best is None or m["off_share"] > best["off_share"]):
-                    best = {"keep_buffer": kb, "min_on_dwell_s": dwell,
-                            **{k: m[k] for k in ("off_share", "wakeups_per_day",
-                                                 "short_step_share")}}
-        row.update(best or {"off_share": None})
+        (best,) = best_feasible(history, forecasts, level, configs, win.test_start,
+                                train.to_numpy(), [(max_wakeups_per_day, max_short_share)])
+        if best is None:
+            row["off_share"] = None
+        else:
+            cfg = best.pop("config")
+            row.update({"keep_buffer": cfg.keep_buffer, "min_on_dwell_s": cfg.min_on_dwell_s,
+                        **best})
         rows.append(row)
     return rows
 

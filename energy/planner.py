@@ -9,6 +9,11 @@ Two layers, both pure functions so the replay and the live controller share them
   passed since the last wake-up, power down toward ``max(lookback max of busy,
   need) + keep_buffer``, at most ``max_down_per_step`` nodes a step. The gap
   between the wake and the power-down thresholds is the hysteresis.
+* **Release after a wake-up**: within the dwell, once demand has made no new
+  high for ``release_quiet_steps`` (the rise that caused the wake-up has
+  stopped), the batch goes down toward ``max(keep-on, highest demand since the
+  wake-up + release_buffer)``: the nodes the rise did not use are released
+  instead of being held for the whole dwell.
 * :func:`choose_power_down` / :func:`choose_power_up` pick nodes: idle longest
   first; never a node that is excluded (``SuspendExcNodes``/excluded partitions),
   runs a job, is reserved for a pending job, or was powered up less than
@@ -41,6 +46,8 @@ class PlannerConfig:
     trend_steps: int = 6
     wake_trend: float = 0.0
     min_on_dwell_s: int = 24 * 3600
+    release_quiet_steps: int = 36  # 0 = hold the whole dwell
+    release_buffer: int = 20
     min_on_dwell_node_s: int = 1800
     min_off_dwell_s: int = 1800
     max_down_per_step: int = 20
@@ -85,6 +92,7 @@ class PlannerConfig:
             wake_buffer=scale(self.wake_buffer, 0),
             wake_margin=scale(self.wake_margin, 1),
             keep_buffer=scale(self.keep_buffer, 0),
+            release_buffer=scale(self.release_buffer, 0),
             max_down_per_step=scale(self.max_down_per_step, 1),
             lookback_decay=self.lookback_decay * factor,
             reference_swing=0.0,
@@ -135,11 +143,15 @@ def decide(
     steps_since_wake: float,
     config: PlannerConfig,
     rise: float = 0.0,
+    wake_peak: float | None = None,
+    steps_since_peak: float = 0.0,
 ) -> Decision:
     """The count-level decision for one step (see module docstring).
 
     ``rise`` is how much busy demand grew over the last ``trend_steps``; a wake-up
     during a steep rise adds ``wake_trend * rise`` nodes so one event covers it.
+    ``wake_peak`` is the highest busy demand since the last wake-up, reached
+    ``steps_since_peak`` steps ago (for the release within the dwell).
     """
     need = max(int(busy), math.ceil(forecast_peak), config.min_on)
     need = min(need, capacity)
@@ -153,14 +165,23 @@ def decide(
             f"need {need} (+{config.wake_buffer} buffer) exceeds {powered} powered: "
             f"wake {wake} toward {target}",
         )
-    dwell_steps = config.min_on_dwell_s / config.step_s
-    if powered > keep and steps_since_wake >= dwell_steps:
+    if powered > keep and steps_since_wake >= config.min_on_dwell_s / config.step_s:
         down = min(powered - keep, config.max_down_per_step)
         return Decision(
             need, powered - down, 0, down,
             f"{powered} powered > keep-on {keep} (lookback peak {lookback_max:.0f}, need {need}, "
             f"+{config.keep_buffer}): power down {down}",
         )
+    quiet = config.release_quiet_steps > 0 and steps_since_peak >= config.release_quiet_steps
+    if powered > keep and quiet and wake_peak is not None:
+        floor = min(capacity, max(keep, math.ceil(wake_peak) + config.release_buffer))
+        if powered > floor:
+            down = min(powered - floor, config.max_down_per_step)
+            return Decision(
+                need, powered - down, 0, down,
+                f"within dwell, no new high for {steps_since_peak:.0f} steps: release {down} "
+                f"toward {floor} (peak since wake-up {wake_peak:.0f} +{config.release_buffer})",
+            )
     why = "within dwell after a wake-up" if powered > keep else "powered matches keep-on"
     return Decision(need, powered, 0, 0, f"hold {powered} ({why}; keep-on {keep})")
 

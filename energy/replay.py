@@ -111,10 +111,13 @@ def simulate_foresight(
     woke = np.zeros(n, dtype=bool)
     on, booting = int(total[i0]), deque()  # (ready step, count)
     booting_n, last_wake = 0, -math.inf
+    wake_peak, peak_at = None, i0  # highest demand since the last wake-up, and when
     for j, t in enumerate(range(i0, i1 + 1)):
         while booting and booting[0][0] <= t:
             on += booting.popleft()[1]
         booting_n = sum(k for _, k in booting)
+        if wake_peak is not None and demand[t] > wake_peak:
+            wake_peak, peak_at = float(demand[t]), t
         on = min(on, int(total[t]))
         powered[j], available[j] = on + booting_n, on
         dec = decide(
@@ -126,10 +129,13 @@ def simulate_foresight(
             steps_since_wake=t - last_wake,
             config=config,
             rise=float(demand[t] - demand[max(0, t - config.trend_steps)]),
+            wake_peak=wake_peak,
+            steps_since_peak=t - peak_at,
         )
         if dec.wake > 0:
             booting.append((t + config.ready_steps, dec.wake))
             last_wake, woke[j] = t, True
+            wake_peak, peak_at = float(demand[t]), t
         on -= min(dec.power_down, on)
     return {"powered": powered, "available": available, "woke": woke}
 

@@ -120,6 +120,24 @@ def test_wakes_nodes_when_pending_demand_arrives(tmp_path: Path) -> None:
     assert len(report.power_up) == 5 and {a for _, a in view.calls} == {"up"}
 
 
+def test_releases_the_unused_wake_up_batch_once_demand_stops_rising(tmp_path: Path) -> None:
+    cfg = replace(CFG, min_on_dwell_s=86400, wake_margin=6, release_quiet_steps=2,
+                  release_buffer=1, min_on_dwell_node_s=0)
+    nodes = [*cluster(idle=0, busy=2), *(NodeInfo(f"off{i}", "off") for i in range(8))]
+    view = FakeView(nodes)
+    ctl = Controller(view, config=cfg, apply=True, home=tmp_path / "energy")
+    view.pending = 1  # demand 3 > 2 powered: wake 3 + 1 + 6 - 2 = 8
+    assert len(ctl.step(now=0.0).power_up) == 8
+    assert ctl.state.wake_peak == 3
+    view.pending = 0
+    for name, node in view.by_name.items():  # the boots complete
+        view.by_name[name] = replace(node, power="on")
+    held = ctl.step(now=600.0)  # one step after the peak: still within the dwell
+    assert held.power_down == [] and "dwell" in held.reason
+    released = ctl.step(now=1200.0)  # no new high for 2 steps: down to peak 3 + 1
+    assert len(released.power_down) == 10 - 4 and "release" in released.reason
+
+
 def test_crash_after_intent_is_recovered_once(tmp_path: Path) -> None:
     ctl, view = make(tmp_path, cluster(idle=2, busy=1), apply=True)
     journal = ctl.journal
@@ -177,7 +195,8 @@ def test_cli_run_once_is_dry_run_by_default(
     from predictor.cli import app
 
     fake = FakeView(cluster())
-    monkeypatch.setattr(energy.slurm_view, "SlurmClusterView", lambda exclude=None: fake)
+    monkeypatch.setattr(energy.slurm_view, "SlurmClusterView",
+                        lambda adapter=None, exclude=None: fake)
     settings = tmp_path / "planner.json"
     settings.write_text(json.dumps({k: getattr(CFG, k) for k in (
         "wake_buffer", "wake_margin", "keep_buffer", "min_on_dwell_s", "lookback_steps")}))

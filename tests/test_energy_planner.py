@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,6 +45,19 @@ def test_powers_down_gradually_toward_keep_on_after_dwell() -> None:
 def test_hysteresis_band_holds() -> None:
     d = call(busy=70, forecast_peak=70.0, lookback_max=72, powered=77)
     assert d.wake == 0 and d.power_down == 0
+
+
+def test_releases_the_unused_part_of_a_wake_up_once_the_rise_has_stopped() -> None:
+    cfg = replace(CFG, release_quiet_steps=3, release_buffer=2, min_on_dwell_s=6000)
+    args = {"busy": 40, "forecast_peak": 40.0, "lookback_max": 40, "powered": 70,
+            "capacity": 100, "steps_since_wake": 5, "wake_peak": 50.0}
+    rising = decide(**args, config=cfg, steps_since_peak=2)
+    assert rising.power_down == 0 and "dwell" in rising.reason  # still making new highs
+    quiet = decide(**args, config=cfg, steps_since_peak=3)
+    assert quiet.power_down == 4 and "toward 52" in quiet.reason  # rate-limited to 4
+    assert decide(**{**args, "powered": 53}, config=cfg, steps_since_peak=3).power_down == 1
+    held = replace(cfg, release_quiet_steps=0)  # 0: hold the whole dwell
+    assert decide(**args, config=held, steps_since_peak=99).power_down == 0
 
 
 def test_lookback_peak_is_trailing_and_decays() -> None:
