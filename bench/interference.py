@@ -3,8 +3,11 @@
 Trains the XGBoost interference model (and the random forest) on the Lucid pairs,
 then times :func:`placement_hints` for one node with 8 running jobs (real Lucid
 profiles drawn at random), and for 16 such nodes, with each predictor; the
-heuristic, timed in the same run, is the baseline. Target: p99 < 2 ms for one
-node with 8 running jobs. Writes ``out/bench/interference.json``.
+heuristic, timed in the same run, is the baseline. Every predictor is timed
+*uncached* (the model's pair cache cleared before each call: every pair is
+predicted); XGBoost also *cached* (pair speeds remembered across calls, as in the
+service, where the same profiles recur). Target: p99 < 2 ms for one node with 8
+running jobs. Writes ``out/bench/interference.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def _time_hints(
     per_node: int,
     reps: int,
     rng: np.random.Generator,
+    cached: bool = False,
 ) -> np.ndarray:
     """Per-call wall and thread-CPU time in ms of placement_hints (``reps`` x 2 array).
 
@@ -52,6 +56,8 @@ def _time_hints(
         new = profiles[rng.integers(len(profiles))]
         layout = {f"n{j}": [profiles[k] for k in rng.integers(len(profiles), size=per_node)]
                   for j in range(nodes)}  # fmt: skip
+        if not cached:
+            model.clear_cache()
         start, cpu = time.perf_counter(), time.thread_time()
         placement_hints(new, layout, model)
         out[i] = (time.perf_counter() - start) * 1e3, (time.thread_time() - cpu) * 1e3
@@ -71,10 +77,12 @@ def main() -> None:
         models[kind] = InterferenceModel(kind).fit(table.a, table.b, table.speed_a, table.speed_b)
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, float]] = {}
-    for name, model in track(models.items(), description="timing hints"):
-        _time_hints(model, profiles, 1, 8, 50, rng)  # warm-up
+    runs = [(name, model, False) for name, model in models.items()]
+    runs.insert(2, ("xgboost cached", models["xgboost"], True))
+    for name, model, cached in track(runs, description="timing hints"):
+        _time_hints(model, profiles, 1, 8, 50, rng, cached)  # warm-up
         for nodes in (1, 16):
-            ms = _time_hints(model, profiles, nodes, 8, args.reps, rng)
+            ms = _time_hints(model, profiles, nodes, 8, args.reps, rng, cached)
             results[f"{name}/{nodes}x8"] = {
                 "p50_ms": float(np.percentile(ms[:, 0], 50)),
                 "p99_ms": float(np.percentile(ms[:, 0], 99)),
@@ -96,11 +104,12 @@ def main() -> None:
     console = Console(width=150)
     console.print(table_out)
     load = os.getloadavg()[0]
-    for what, key in (("wall", "p99_ms"), ("thread CPU", "cpu_p99_ms")):
-        p99 = results["xgboost/1x8"][key]
-        verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
-        console.print(f"xgboost, one node with 8 running jobs: {what} p99 {p99:.3f} ms "
-                      f"({verdict} the {TARGET_P99_MS} ms target)")  # fmt: skip
+    for name in ("xgboost", "xgboost cached"):
+        for what, key in (("wall", "p99_ms"), ("thread CPU", "cpu_p99_ms")):
+            p99 = results[f"{name}/1x8"][key]
+            verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
+            console.print(f"{name}, one node with 8 running jobs: {what} p99 {p99:.3f} ms "
+                          f"({verdict} the {TARGET_P99_MS} ms target)")  # fmt: skip
     console.print(f"load average {load:.1f} on {os.cpu_count()} CPUs during the run")
     atomic_write_json(OUT, {"target_p99_ms": TARGET_P99_MS, "load_average": load,
                             "results": results})  # fmt: skip

@@ -18,7 +18,9 @@ from predictor.interference.evaluation import (
 )
 from predictor.interference.profiles import ProfileError
 from predictor.models.interference import (
+    SLOW_CUT,
     InterferenceModel,
+    boundary_weights,
     heuristic_speed,
     pair_feature_names,
     pair_features,
@@ -197,3 +199,70 @@ def test_repeated_profiles_are_averaged(tmp_path: Path, data: Path) -> None:
     row = loaded.loc[(key.model, key.dataset, int(key.batchsize), int(key.amp))]
     assert row.gpu_util == pytest.approx(key.gpu_util - 5)
     assert len(table) == 1091
+
+
+def test_boundary_weights_peak_at_the_slowdown_cut() -> None:
+    w = boundary_weights(np.array([SLOW_CUT, SLOW_CUT + 0.07, 0.5, 1.0]), gain=4.0, width=0.07)
+    assert w[0] == pytest.approx(5.0)
+    assert w[1] == pytest.approx(1 + 4 / np.e)
+    assert w[2] == pytest.approx(1.0, abs=1e-6) and w[3] < w[1]
+    np.testing.assert_array_equal(boundary_weights(np.array([0.2, 0.85]), gain=0.0), [1.0, 1.0])
+    with pytest.raises(ValueError, match="boundary"):
+        InterferenceModel("xgboost", boundary=(1.0, 0.0))
+
+
+def test_boundary_weighting_changes_the_fit(lucid: PairTable) -> None:
+    def fit(boundary: tuple[float, float]) -> np.ndarray:
+        model = InterferenceModel("xgboost", params=SMALL_XGB, boundary=boundary)
+        return model.fit(lucid.a, lucid.b, lucid.speed_a, lucid.speed_b).predict(lucid.a, lucid.b)
+
+    assert np.max(np.abs(fit((0.0, 1.0)) - fit((4.0, 0.07)))) > 1e-3
+
+
+def test_cached_pair_speeds_match_predict_pairs(lucid: PairTable) -> None:
+    model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    a, b = lucid.a[:40], lucid.b[:40]
+    expected = model.predict_pairs(a, b)
+    for _ in range(2):  # cold, then every pair from the cache
+        got = model.cached_pair_speeds(a, b)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)
+    assert len(model._cache) > 0
+    # partial profiles (NaN fields) are cached too and still routed to their estimator
+    partial = model.cached_pair_speeds(a[["gpu_util"]], b[["gpu_util"]])
+    np.testing.assert_allclose(
+        partial[0], model.predict_pairs(a[["gpu_util"]], b[["gpu_util"]])[0], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="as many co-runners"):
+        model.cached_pair_speeds(a, b[:3])
+    model.fit(lucid.a[:200], lucid.b[:200], lucid.speed_a[:200], lucid.speed_b[:200])
+    assert len(model._cache) == 0  # refitting forgets old speeds
+
+
+def test_model_pickles_without_its_cache(lucid: PairTable) -> None:
+    import pickle
+
+    model = InterferenceModel("heuristic")
+    model.cached_pair_speeds(lucid.a[:5], lucid.b[:5])
+    again = pickle.loads(pickle.dumps(model))
+    assert len(again._cache) == 0
+    np.testing.assert_allclose(again.cached_pair_speeds(lucid.a[:5], lucid.b[:5])[0],
+                               model.predict_pairs(lucid.a[:5], lucid.b[:5])[0])  # fmt: skip
+
+
+def test_model_files_from_before_boundary_weighting_load(lucid: PairTable, tmp_path: Path) -> None:
+    import pickle
+
+    model = InterferenceModel("xgboost", params=SMALL_XGB).fit(
+        lucid.a, lucid.b, lucid.speed_a, lucid.speed_b
+    )
+    path = tmp_path / "m.pkl"
+    model.save(path)
+    state = pickle.loads(path.read_bytes())
+    del state["boundary"]
+    path.write_bytes(pickle.dumps(state))
+    old = InterferenceModel.load(path)
+    assert old.boundary == (0.0, 1.0)
+    np.testing.assert_allclose(old.predict(lucid.a, lucid.b), model.predict(lucid.a, lucid.b))

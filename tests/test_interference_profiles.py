@@ -27,6 +27,12 @@ from predictor.interference.profiles import (
         ({"gpu_util": float("nan")}, "gpu_util"),
         ({"gmem_mb": 10}, "gpu_util"),
         ({"gpu_util": 50, "colour": "red"}, "colour"),
+        ({"gpu_util": -1}, "gpu_util"),
+        ({"gpu_util": float("inf")}, "gpu_util"),
+        ({"gpu_util": "high"}, "gpu_util"),
+        ({"gpu_util": 50, "cpu_util": 150}, "cpu_util"),
+        ({"gpu_util": 50, "mem_mb": -5}, "mem_mb"),
+        ({"gpu_util": 50, "batch_size": -32}, "batch_size"),
     ],
 )
 def test_impossible_profiles_are_rejected_naming_the_field(data: dict, field: str) -> None:
@@ -54,6 +60,21 @@ def test_profile_from_usage_without_gpu_accounting_is_none() -> None:
     assert profile_from_usage("cpu=00:01:00,mem=1G") is None
 
 
+@pytest.mark.parametrize(
+    ("ave", "gpus"),
+    [("gres/gpuutil=-5", 1), ("gres/gpuutil=inf", 1), ("gres/gpuutil=250", 2),
+     ("gres/gpuutil=180", 1)],
+)  # fmt: skip
+def test_impossible_accounting_utilisation_is_rejected_naming_it(ave: str, gpus: int) -> None:
+    with pytest.raises(ProfileError, match="gres/gpuutil"):
+        profile_from_usage(ave, gpus=gpus)
+
+
+def test_accounting_rounding_over_100_is_capped() -> None:
+    p = profile_from_usage("gres/gpuutil=200.8", gpus=2)
+    assert p is not None and p.gpu_util == 100
+
+
 def _usage(job_id: str, user: str, name: str, account: str, util: int) -> dict:
     return {"job_id": job_id, "user": user, "job_name": name, "account": account,
             "tres_usage_ave": f"gres/gpuutil={util},gres/gpumem=1000M", "tres_usage_max": "",
@@ -66,6 +87,8 @@ def test_store_learns_idempotently_and_falls_back(tmp_path: Path) -> None:
                          "lab", 60), _usage("3", "bob", "eval", "lab", 20)])  # fmt: skip
     assert store.add_completed(rows) == 3
     assert store.add_completed(rows) == 0  # replay: nothing double-counted
+    corrupt = pd.DataFrame([_usage("4", "ann", "train", "lab", 400)])
+    assert store.add_completed(corrupt) == 0  # skipped (logged), the profile is unchanged
     hit = store.lookup("ann", "train", "lab")
     assert (hit.source, hit.samples, hit.profile.gpu_util) == ("user_name", 2, 70)
     assert store.lookup("ann", "other", "lab").source == "user"

@@ -29,16 +29,29 @@ from predictor.interference.profiles import ProfileError
 _METRICS = ("mae", "mape", "precision_15", "recall_15")
 
 
+def _pr_curve(
+    pred: np.ndarray, actual: np.ndarray, cuts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of "measured speed < 0.85" flagged as ``pred < cut``, per cut."""
+    real = actual < 0.85
+    flags = pred[None, :] < cuts[:, None]
+    tp = (flags & real).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / flags.sum(axis=1), tp / max(int(real.sum()), 1)
+
+
 def _plot(path: Path, preds: dict[str, np.ndarray], actual: np.ndarray, title: str) -> None:
-    """Predicted vs measured speed, one panel per predictor, the 15% cut marked."""
+    """Predicted vs measured speed, one panel per predictor, the 15% cut marked; a last
+    panel with each predictor's precision/recall as the decision cut moves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(preds), figsize=(4.2 * len(preds), 4.2), squeeze=False)
+    n = len(preds) + 1
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
     lo = float(min(actual.min(), *(p.min() for p in preds.values()), 0.3))
-    for ax, (name, pred) in zip(axes[0], preds.items(), strict=True):
+    for ax, (name, pred) in zip(axes[0], preds.items(), strict=False):
         ax.scatter(actual, pred, s=6, alpha=0.4)
         ax.plot([lo, 1.35], [lo, 1.35], color="grey", lw=1)
         ax.axhline(0.85, color="red", lw=0.8, ls="--")
@@ -46,6 +59,17 @@ def _plot(path: Path, preds: dict[str, np.ndarray], actual: np.ndarray, title: s
         ax.set(title=f"{name}: MAE {np.mean(np.abs(pred - actual)):.3f}",
                xlabel="measured speed (co-located / solo)", ylabel="predicted speed",
                xlim=(lo, 1.35), ylim=(lo, 1.35))  # fmt: skip
+    ax = axes[0][-1]
+    for name, pred in preds.items():
+        precision, recall = _pr_curve(pred, actual, np.linspace(0.70, 1.0, 121))
+        (line,) = ax.plot(recall, precision, lw=1.2, label=name)
+        p85, r85 = _pr_curve(pred, actual, np.array([0.85]))
+        ax.plot(r85, p85, "o", color=line.get_color(), ms=5)
+    ax.axhline(0.80, color="red", lw=0.8, ls="--")
+    ax.axvline(0.75, color="red", lw=0.8, ls="--")
+    ax.set(title="slowdown > 15%: cut 0.70-1.00 (dot: 0.85)", xlabel="recall",
+           ylabel="precision", xlim=(0.3, 1.0), ylim=(0.3, 1.0))  # fmt: skip
+    ax.legend(loc="lower left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,10 +177,11 @@ def interference(
             report, preds, actual = leave_family_out(train, progress=step)
         else:
             report, preds, actual = evaluate(train, test, n_splits=folds, progress=step)
+    unit = "model-family pair" if gavel else "model pair"  # Gavel groups by family names
     if plot is not None:
         source = "Gavel" if gavel else "Lucid"
         how = (
-            {"pair": "grouped CV (unseen model pairs)", "family": "leave one family out"}[holdout]
+            {"pair": f"grouped CV (unseen {unit}s)", "family": "leave one family out"}[holdout]
             if test is None
             else "held-out test pairs"
         )
@@ -165,9 +190,7 @@ def interference(
         typer.echo(json.dumps(report))
         return
     how = (
-        {"pair": f"{folds}-fold CV grouped by model pair", "family": "leave one family out"}[
-            holdout
-        ]
+        {"pair": f"{folds}-fold CV grouped by {unit}", "family": "leave one family out"}[holdout]
         if test is None
         else "train/test"
     )

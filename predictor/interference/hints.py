@@ -97,7 +97,7 @@ def placement_hints(
     if known:
         others = profile_matrix([job.profile for _, job in known], model.fields)
         mine = np.repeat(profile_matrix([new], model.fields), len(known), axis=0)
-        speed_new, speed_run = model.predict_pairs(mine, others)
+        speed_new, speed_run = model.cached_pair_speeds(mine, others)
         speed_new, speed_run = np.minimum(speed_new, 1.0), np.minimum(speed_run, 1.0)
     avoid_at, prefer_at = 1.0 - cfg.avoid_slowdown, 1.0 - cfg.prefer_slowdown
     hints = PlacementHints("ok")

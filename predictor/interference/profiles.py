@@ -10,6 +10,7 @@ a job up with the fallback user+job name -> user -> account -> unknown.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
@@ -35,6 +36,10 @@ PROFILE_FIELDS: tuple[str, ...] = (
 )
 
 Source = Literal["explicit", "user_name", "user", "account", "unknown"]
+#: Per-GPU utilisation from accounting may overshoot 100% by rounding this much (then capped).
+UTIL_SLACK = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class ProfileError(ValueError):
@@ -107,11 +112,17 @@ def profile_from_usage(
     over the task's GPUs, so both are divided by ``gpus``. Utilisation comes from
     the average, GPU and host memory from the maximum (what a co-runner must fit
     beside). CPU use is average CPU time over ``elapsed_s * cpus``, capped at 100%.
+    A ``gres/gpuutil`` that is not a number in [0, 100] per GPU (up to
+    :data:`UTIL_SLACK` of rounding) raises ``ProfileError`` naming it: a wrong GPU count
+    or corrupt accounting gives no profile rather than a wrong one.
     """
     ngpu = gpus if gpus and gpus > 0 else 1.0
     util = tres_value(tres_ave, "gres/gpuutil")
     if math.isnan(util):
         return None
+    if not math.isfinite(util) or util < 0 or util / ngpu > 100.0 + UTIL_SLACK:
+        raise ProfileError(f"invalid usage: gres/gpuutil: {util:g} over {ngpu:g} GPU(s) is not "
+                           "a utilisation in [0, 100]% per GPU")  # fmt: skip
     peak = tres_max or tres_ave
     gmem_text = _tres_text(peak, "gres/gpumem")
     gmem = mem_mb(gmem_text) if gmem_text else math.nan
@@ -236,13 +247,17 @@ class ProfileStore:
             raise ValueError(f"usage table lacks column(s): {', '.join(sorted(missing))}")
         added = 0
         for row in usage.to_dict("records"):
-            profile = profile_from_usage(
-                str(row.get("tres_usage_ave") or ""),
-                str(row.get("tres_usage_max") or ""),
-                gpus=_num(row.get("gpus"), 1.0),
-                cpus=_num(row.get("cpus"), math.nan),
-                elapsed_s=_num(row.get("run_time"), math.nan),
-            )
+            try:
+                profile = profile_from_usage(
+                    str(row.get("tres_usage_ave") or ""),
+                    str(row.get("tres_usage_max") or ""),
+                    gpus=_num(row.get("gpus"), 1.0),
+                    cpus=_num(row.get("cpus"), math.nan),
+                    elapsed_s=_num(row.get("run_time"), math.nan),
+                )
+            except ProfileError as exc:  # one bad accounting row never stops the rest
+                log.warning("job %s: no profile learned: %s", row.get("job_id"), exc)
+                continue
             if profile is None:
                 continue
             added += self.add_profile(
