@@ -14,6 +14,7 @@ from predictor.features import FEATURE_NAMES
 from predictor.logs.schema import to_canonical
 from predictor.models.duration import (
     CausalSchedule,
+    DurationConfig,
     DurationModel,
     ModelSchemaError,
     anchor_log,
@@ -79,6 +80,10 @@ def test_anchor_scales_the_limit_by_the_most_specific_ratio() -> None:
     X[1:, col["user_med5"]] = math.log(42.0)
     X[2, col["req_limit"]] = np.nan  # no limit: the user's last-5 median
     assert np.exp(anchor_log(X)) == pytest.approx([360.0, 1800.0, 42.0])
+    X[0, col["template_limit_ratio"]] = math.log(0.2)  # same user, shape and limit: first
+    assert np.exp(anchor_log(X))[0] == pytest.approx(720.0)
+    X[0, col["template_med5"]] = math.log(180.0)  # ... averaged with its last-5 median
+    assert np.exp(anchor_log(X))[0] == pytest.approx(math.sqrt(720.0 * 180.0))
     model = DurationModel().fit(np.random.default_rng(3).normal(size=(100, X.shape[1])),
                                 np.full(100, 60.0))
     for row in X:  # the one-row fast path computes the same anchor
@@ -153,3 +158,19 @@ def test_baselines_without_inputs_are_omitted() -> None:
     report = evaluate_duration(named, predictors=("requested", "last2", "helios_naive"))
     assert set(report["predictors"]) == {"last2", "helios_naive"}
     assert report["n_train"] == 140 and report["n_test"] == 60
+
+
+def test_fits_side_by_side_equal_fits_in_turn() -> None:
+    from predictor.models.duration import fit_models
+
+    X = np.random.default_rng(5).normal(size=(800, len(FEATURE_NAMES))).astype(np.float32)
+    run = np.exp(4 + X[:, 0])
+    rows = [np.arange(500), slice(100, 800), np.arange(0, 800, 2)]
+    done: list[int] = []
+    config = DurationConfig(n_estimators=20)
+    parallel = fit_models(config, X, run, rows, workers=2, done=done.append)
+    serial = fit_models(config, X, run, rows, workers=1)
+    assert done == [1, 2, 3] and len(parallel) == 3
+    for a, b in zip(parallel, serial, strict=True):
+        assert a.n_train == b.n_train and a.fit_cpu_s > 0
+        np.testing.assert_array_equal(a.predict_log(X[:50]), b.predict_log(X[:50]))

@@ -111,3 +111,14 @@ def test_duration_only_logs_end_at_submit_plus_run_time() -> None:
     assert store.stats("user", "vc1").last_end == 100.0
     feats = causal_features(jobs)
     assert np.isnan(feats.X[1, FEATURE_NAMES.index("user_last1")])  # job 1 ends at 100 > 50
+
+
+def test_template_key_is_user_shape_and_limit() -> None:
+    from predictor.history import job_keys
+
+    job = {"user": "u", "cpus": 4.0, "gpus": 0.0, "time_limit": 3600.0}
+    assert job_keys(job)["template"] == job_keys({**job, "job_name": "x"})["template"]
+    assert job_keys(job)["template"] != job_keys({**job, "time_limit": 7200.0})["template"]
+    for no_limit in (np.nan, 0.0, None):
+        assert "template" not in job_keys({**job, "time_limit": no_limit})
+    assert "template" not in job_keys({**job, "user": ""})

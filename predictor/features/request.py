@@ -7,6 +7,9 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 NAN = float("nan")
 
 REQUEST_FEATURE_NAMES: tuple[str, ...] = (
@@ -66,3 +69,45 @@ def request_features(job: Mapping[str, Any]) -> list[float]:
         hour,
         weekday,
     ]
+
+
+def _log1p_column(jobs: pd.DataFrame, field: str) -> np.ndarray:
+    if field not in jobs.columns:
+        return np.full(len(jobs), NAN)
+    values = pd.to_numeric(jobs[field], errors="coerce").to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(values >= 0, np.log1p(np.maximum(values, 0.0)), NAN)
+
+
+def _code_column(jobs: pd.DataFrame, field: str) -> np.ndarray:
+    if field not in jobs.columns:
+        return np.full(len(jobs), NAN)
+    ids, uniques = pd.factorize(jobs[field], use_na_sentinel=True)
+    codes = np.array([category_code(v) for v in uniques] + [NAN], dtype=np.float64)
+    return codes[ids]  # id -1 (missing) -> the trailing NaN
+
+
+def request_matrix(jobs: pd.DataFrame) -> np.ndarray:
+    """:func:`request_features` of every row of a job frame, as one float64 matrix."""
+    limit = _log1p_column(jobs, "time_limit")
+    submit = (
+        pd.to_numeric(jobs["submit_time"], errors="coerce").to_numpy(np.float64)
+        if "submit_time" in jobs.columns
+        else np.full(len(jobs), NAN)
+    )
+    with np.errstate(invalid="ignore"):
+        hour = (submit % 86400.0) / 3600.0
+        weekday = (np.floor_divide(submit, 86400.0) + 3) % 7
+        limit = np.where(limit > 0, limit, NAN)
+    return np.column_stack([
+        _log1p_column(jobs, "cpus"),
+        _log1p_column(jobs, "gpus"),
+        _log1p_column(jobs, "nodes"),
+        _log1p_column(jobs, "mem_mb"),
+        limit,
+        _code_column(jobs, "partition"),
+        _code_column(jobs, "qos"),
+        _code_column(jobs, "vc"),
+        hour,
+        weekday,
+    ]).reshape(len(jobs), len(REQUEST_FEATURE_NAMES))  # fmt: skip

@@ -68,19 +68,22 @@ class KeyStats:
     def add_ended(self, run_time: float, end_time: float, time_limit: float) -> None:
         """Fold in one ended job."""
         lg = log_runtime(run_time)
-        self.n += 1
+        ratio = lg - log_runtime(time_limit) if time_limit > 0 else NAN
+        self.add_ended_log(run_time, lg, end_time, ratio)
+
+    def add_ended_log(self, run_time: float, lg: float, end_time: float, ratio: float) -> None:
+        """:meth:`add_ended` given ``lg = log_runtime(run_time)`` and ``ratio = lg -
+        log_runtime(time_limit)`` (NaN without a limit), computed once for all of a job's keys."""
+        n = self.n = self.n + 1
         self.sum_log += lg
         self.sumsq_log += lg * lg
         self.sum_run += run_time
         self.recent.append(run_time)
         self.recent_log.append(lg)
-        self.ewma = lg if self.n == 1 else EWMA_ALPHA * lg + (1 - EWMA_ALPHA) * self.ewma
-        if time_limit > 0:
-            ratio = lg - log_runtime(time_limit)
-            if math.isnan(self.ratio_ewma):
-                self.ratio_ewma = ratio
-            else:
-                self.ratio_ewma = EWMA_ALPHA * ratio + (1 - EWMA_ALPHA) * self.ratio_ewma
+        self.ewma = lg if n == 1 else EWMA_ALPHA * lg + (1 - EWMA_ALPHA) * self.ewma
+        if ratio == ratio:  # not NaN
+            old = self.ratio_ewma
+            self.ratio_ewma = ratio if old != old else EWMA_ALPHA * ratio + (1 - EWMA_ALPHA) * old
         if not end_time <= self.last_end:  # also true when last_end is NaN
             self.last_end = end_time
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from predictor.history.keys import ALL_KINDS, FEATURE_KINDS, job_keys
-from predictor.history.stats import NAN, STAT_FEATURES, KeyStats
+from predictor.history.stats import NAN, STAT_FEATURES, KeyStats, log_runtime
 
 HISTORY_FILE = "history.sqlite"
 
@@ -135,12 +135,15 @@ class HistoryStore:
         run, end, limit = _float(job["run_time"]), _float(job["end_time"]), _float(
             job.get("time_limit")
         )
+        lg = log_runtime(run)
+        ratio = lg - log_runtime(limit) if limit > 0 else NAN
+        buckets = self._buckets
         for kind, key in (keys if keys is not None else job_keys(job)).items():
-            bucket = self._buckets[kind]
+            bucket = buckets[kind]
             stats = bucket.get(key)
             if stats is None:
                 stats = bucket[key] = KeyStats()
-            stats.add_ended(run, end, limit)
+            stats.add_ended_log(run, lg, end, ratio)
         return True
 
     def _fold_submitted(
