@@ -15,8 +15,6 @@ reach under this planner; they are never a candidate.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -25,9 +23,8 @@ import numpy as np
 import pandas as pd
 
 from energy.planner import PlannerConfig
-from energy.planner_study import best_feasible
+from energy.planner_study import best_feasible, study_cli
 from energy.replay import default_window
-from energy.series import load_steps
 from predictor.models.demand import (
     PeakForecaster,
     demand_features,
@@ -156,32 +153,8 @@ def study(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--series", required=True)
-    parser.add_argument("--format", default="auto")
-    parser.add_argument("--start", required=True, help="validation window start (trains before)")
-    parser.add_argument("--end", required=True)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    from rich.console import Console
-    from rich.table import Table
-
-    err = Console(stderr=True)
-    steps, _, name = load_steps(args.series, args.format)
-    with err.status("studying") as status:
-        rows = study(steps, args.start, args.end, progress=lambda m: status.update(m))
-    if args.json:
-        print(json.dumps({"series": name, "start": args.start, "end": args.end, "rows": rows},
-                         indent=2))
-        return
-    table = Table(title=f"{name}: peak forecasters, trained before {args.start}, "
-                        f"scored {args.start} .. {args.end}")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[str(row.get(c, "")) for c in columns])
-    Console(width=200).print(table)
+    study_cli(argv, __doc__.split("\n\n")[0], study,
+              "{name}: peak forecasters, trained before {start}, scored {start} .. {end}")
 
 
 if __name__ == "__main__":

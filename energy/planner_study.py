@@ -117,8 +117,12 @@ def study(
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def study_cli(argv: list[str] | None, description: str, run: Callable[..., list[dict[str, Any]]],
+              title: str) -> None:
+    """The command line shared by the energy studies: run ``run`` on a validation window
+    and print its rows as JSON (``--json``) or a table titled ``title`` (formatted with
+    ``name``, ``start`` and ``end``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--series", required=True)
     parser.add_argument("--format", default="auto")
     parser.add_argument("--start", required=True, help="validation window start (trains before)")
@@ -130,19 +134,23 @@ def main(argv: list[str] | None = None) -> None:
 
     steps, _, name = load_steps(args.series, args.format)
     with Console(stderr=True).status("studying") as status:
-        rows = study(steps, args.start, args.end, progress=lambda m: status.update(m))
+        rows = run(steps, args.start, args.end, progress=lambda m: status.update(m))
     if args.json:
         print(json.dumps({"series": name, "start": args.start, "end": args.end, "rows": rows},
                          indent=2))
         return
-    table = Table(title=f"{name}: keep-on rules, trained before {args.start}, "
-                        f"replayed {args.start} .. {args.end}")
+    table = Table(title=title.format(name=name, start=args.start, end=args.end))
     columns = list(dict.fromkeys(k for row in rows for k in row))
     for col in columns:
         table.add_column(col)
     for row in rows:
         table.add_row(*[str(row.get(c, "")) for c in columns])
     Console(width=220).print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    study_cli(argv, __doc__.split("\n\n")[0], study,
+              "{name}: keep-on rules, trained before {start}, replayed {start} .. {end}")
 
 
 if __name__ == "__main__":
