@@ -9,6 +9,12 @@
    so the timing is the simulator's alone, not the model's.
 2. Peak traced memory (``tracemalloc``) of building the workload and replaying
    FIFO+backfill at 1/8, 1/4 and 1/2 of the jobs, to show it grows linearly.
+3. With ``--modes``: the optional modes on the Philly replay (68,503 jobs,
+   ``--cluster-config philly --target-load 0.7``), CPU time against FIFO+EASY
+   on the same workload: QSSF with causal predictions (made beforehand, not
+   timed), QSSF with online predictions (``ReplayPredictor``, weekly retrains
+   included), the same re-scoring every 30 simulated minutes, and FIFO+EASY in
+   co-location mode without and with hints (the pair-speed set-up not timed).
 
 Prints a table; writes ``out/bench/simulator.json`` and ``out/bench/simulator.png``.
 """
@@ -37,6 +43,7 @@ from predictor.state import PROJECT_ROOT, data_dir
 
 OUT_DIR = PROJECT_ROOT / "out" / "bench"
 LOG = "hpc_swf/LANL-CM5-1994-4.1-cln.swf.gz"
+PHILLY = "gpu_jobs/philly_jobs_pollux.csv"
 TARGET_S = 60.0
 
 
@@ -89,11 +96,62 @@ def _memory(jobs: pd.DataFrame, cluster: Any, sizes: list[int]) -> list[dict]:
     return rows
 
 
+def _modes(console: Console) -> list[dict]:
+    """CPU seconds of the optional modes on the Philly replay (see the module docstring)."""
+    from policies.simulator.colocation import lucid_colocation
+    from policies.simulator.online import ReplayPredictor
+    from policies.simulator.replay import prepare_replay
+    from predictor.models.duration import causal_predictions
+
+    jobs = read_log(data_dir() / PHILLY).jobs
+    replay = prepare_replay(
+        jobs,
+        log=PHILLY,
+        log_format="philly",
+        cluster_config="philly",
+        target_load=0.7,
+        predictions=causal_predictions(jobs)["runtime_s"],
+    )
+    w, cluster = replay.workload, replay.cluster
+    colos = {hints: lucid_colocation(w.jobs, hints=hints) for hints in (False, True)}
+
+    def online(minutes: float) -> ReplayPredictor:
+        return ReplayPredictor(w.jobs, replay.prior, interval=minutes * 60.0)
+
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("fifo+bf", "fifo", {}),
+        ("qssf+bf causal", "qssf", {}),
+        ("qssf+bf online", "qssf", {"predictor": lambda: online(float("inf"))}),
+        ("qssf+bf online rescore 30 min", "qssf", {"predictor": lambda: online(30.0)}),
+        ("fifo+bf colocation", "fifo", {"colocation": lambda: colos[False]}),
+        ("fifo+bf colocation hints", "fifo", {"colocation": lambda: colos[True]}),
+    ]
+    rows = []
+    for label, name, extra in cases:
+        kwargs = {k: make() for k, make in extra.items()}
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = simulate(w, cluster, get_policy(name), **kwargs)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rows.append({"mode": label, "jobs": len(w), "wall_s": wall, "cpu_s": cpu,
+                     "avg_jct": summary(result)["avg_jct"]})  # fmt: skip
+        console.print(f"{label}: {wall:.1f} s wall, {cpu:.1f} s CPU")
+    table = Table(title=f"Optional modes on Philly, {len(w):,} jobs (CPU vs fifo+bf)")
+    for col in ("mode", "wall s", "CPU s", "CPU vs fifo+bf", "avg JCT s"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for row in rows:
+        row["ratio_vs_fifo_bf"] = row["cpu_s"] / rows[0]["cpu_s"]
+        table.add_row(row["mode"], f"{row['wall_s']:.1f}", f"{row['cpu_s']:.1f}",
+                      f"{row['ratio_vs_fifo_bf']:.2f}x", f"{row['avg_jct']:,.0f}")  # fmt: skip
+    console.print(table)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--policies", default=",".join(POLICY_NAMES))
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--modes", action="store_true", help="also time the optional modes")
     args = parser.parse_args()
     console = Console()
     jobs, cluster = _load(args.jobs)
@@ -130,8 +188,9 @@ def main() -> None:
                 f"memory: {row['jobs']:>7,} jobs -> peak {row['peak_bytes'] / 2**20:7.1f} MiB "
                 f"({row['bytes_per_job']:.0f} B/job)"
             )
+    modes = _modes(console) if args.modes else []
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    doc = {"log": LOG, "runs": runs, "memory": memory, "target_s": TARGET_S}
+    doc = {"log": LOG, "runs": runs, "memory": memory, "target_s": TARGET_S, "modes": modes}
     (OUT_DIR / "simulator.json").write_text(json.dumps(doc, indent=2) + "\n")
     _plot(runs, memory)
     console.print(f"wrote {OUT_DIR / 'simulator.json'} and {OUT_DIR / 'simulator.png'}")

@@ -153,3 +153,56 @@ def test_peak_usage_cluster() -> None:
     )
     cluster = from_peak_usage(jobs)
     assert cluster is not None and cluster.partitions[0].nodes == 8  # 4 + 4 at t in [5, 10)
+
+
+@pytest.fixture
+def small_philly(tmp_path: Path) -> Path:
+    """A Philly-style CSV: 1-4 GPU jobs on one VC (8-GPU nodes, sized by the load rule)."""
+    lines = ["timestamp,duration,num_gpus,gpu_time,cluster"]
+    for i in range(80):
+        run, gpus = 600 + (i * 397) % 5000, 1 + i % 4
+        stamp = pd.Timestamp("2017-10-01") + pd.Timedelta(minutes=7 * i)
+        lines.append(f"{stamp:%Y-%m-%d %H:%M:%S},{run},{gpus},{run * gpus},vc1")
+    path = tmp_path / "philly.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_colocation_mode_reports_the_slowdown_with_and_without_hints(
+    small_philly: Path, data: Path, tmp_path: Path
+) -> None:
+    docs = {}
+    for flag in ("--no-hints", "--hints"):
+        result = CliRunner().invoke(
+            app,
+            ["simulate", "--log", str(small_philly), "--policies", "fifo", "--target-load", "0.7",
+             "--colocation", flag, "--json", "--report", str(tmp_path / flag)],
+        )  # fmt: skip
+        assert (tmp_path / flag / "stretch_cdf.png").stat().st_size > 0
+        assert result.exit_code == 0, result.output
+        docs[flag] = json.loads(result.stdout)["policies"]["fifo"]
+    for entry in docs.values():
+        assert entry["jobs"] == 80 and entry["avg_stretch"] >= 1.0
+        assert 0.0 <= entry["slowed_15"] <= 1.0
+    assert docs["--no-hints"]["avg_stretch"] > 1.0  # best fit packs jobs onto shared nodes
+
+
+def test_online_predictions_with_rescoring(small_philly: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--log", str(small_philly), "--policies", "qssf,fifo", "--target-load",
+         "0.7", "--rescore-interval", "30", "--rescore-features", "submit", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["policies"]["qssf"]["jobs"] == 80
+
+
+def test_colocation_and_rescoring_flag_errors(small_swf: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", "--log", str(small_swf), "--hints"])
+    assert result.exit_code == 2 and "--hints needs --colocation" in result.stderr
+    result = runner.invoke(
+        app,
+        ["simulate", "--log", str(small_swf), "--predictions", "oracle", "--rescore-interval", "5"],
+    )
+    assert result.exit_code == 2 and "--predictions online" in result.stderr

@@ -6,20 +6,27 @@ points; ``foresight simulate`` and ``bench/simulator.py`` are built on them.
 """
 
 from policies.simulator.cluster import ClusterConfig, Partition, load_cluster_config
-from policies.simulator.engine import SimResult, simulate
+from policies.simulator.colocation import Colocation, lucid_colocation
+from policies.simulator.engine import OnlinePredictor, SimResult, simulate
 from policies.simulator.metrics import json_entry, summary
-from policies.simulator.replay import Replay, prepare_replay, run_policies
+from policies.simulator.online import ReplayPredictor
+from policies.simulator.replay import OnlineSpec, Replay, prepare_replay, run_policies
 from policies.simulator.workload import Workload, build_workload
 
 __all__ = [
     "ClusterConfig",
+    "Colocation",
+    "OnlinePredictor",
+    "OnlineSpec",
     "Partition",
     "Replay",
+    "ReplayPredictor",
     "SimResult",
     "Workload",
     "build_workload",
     "json_entry",
     "load_cluster_config",
+    "lucid_colocation",
     "prepare_replay",
     "run_policies",
     "simulate",

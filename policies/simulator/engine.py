@@ -13,6 +13,17 @@ A partition gets a pass after one of its jobs ends, and after an arrival
 when the arriving job could start in the resources free right now
 (otherwise nothing can change) or when the policy preempts. Cost per pass is O(queue) NumPy work
 plus Python work only for the jobs that fit, so memory is linear in jobs.
+
+Two optional plug-ins change what the loop models, never how it runs:
+
+* an :class:`OnlinePredictor` (``predictor=``) predicts each arriving job
+  from the history of the simulation so far, hears every end, and re-scores
+  the whole pending queue every ``predictor.interval`` simulated seconds
+  (a *tick*: one more event kind; passes follow for partitions with waiting jobs);
+* a :class:`~policies.simulator.colocation.Colocation` (``colocation=``)
+  makes jobs sharing a node progress at their co-located speed: each job's
+  end event is rescheduled whenever a co-runner starts or ends on its node,
+  and placement may follow interference hints.
 """
 
 from __future__ import annotations
@@ -21,14 +32,35 @@ import heapq
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from policies.base import Policy
 from policies.simulator.backfill import Reservation, expected_ends, reserve
 from policies.simulator.cluster import ClusterConfig
+from policies.simulator.colocation import Colocation
 from policies.simulator.nodes import NodePool, choose_nodes
-from policies.simulator.workload import Workload
+from policies.simulator.workload import Workload, prediction_estimates
+
+
+class OnlinePredictor(Protocol):
+    """Predictions made inside the replay from what has happened in it so far."""
+
+    #: simulated seconds between re-scorings of the pending queue (inf: never)
+    interval: float
+
+    def submitted(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """Predicted run times (s) of the jobs ``rows`` arriving at ``now``."""
+        ...
+
+    def ended(self, j: int, now: float) -> None:
+        """Job ``j`` ended at ``now`` (its run time is now history)."""
+        ...
+
+    def rescore(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """New predicted run times (s) of the waiting jobs ``rows`` at ``now``."""
+        ...
 
 
 @dataclass
@@ -45,6 +77,8 @@ class SimResult:
     queue_times: np.ndarray  # instants of scheduling passes
     queue_lengths: np.ndarray  # jobs waiting after each pass
     passes: int
+    held: np.ndarray | None = None  # wall seconds each job held its resources (co-location)
+    predicted: np.ndarray | None = None  # last prediction each job was scheduled with (online)
 
 
 class _QueueView(Mapping):
@@ -61,8 +95,8 @@ class _QueueView(Mapping):
             return self._now - sim.w.submit[rows]
         if key == "attained_service":
             seconds = sim.done[rows].copy()
-            running = sim.is_running[rows]
-            seconds[running] += self._now - sim.run_start[rows[running]]
+            running = rows[sim.is_running[rows]]
+            seconds[sim.is_running[rows]] += sim._work_in_run(running, self._now)
             return seconds * sim.size[rows]
         return sim.columns[key][rows]
 
@@ -88,14 +122,25 @@ class Simulator:
         *,
         backfill: bool = True,
         progress: Callable[[int], None] | None = None,
+        predictor: OnlinePredictor | None = None,
+        colocation: Colocation | None = None,
     ) -> None:
         self.w, self.cluster, self.policy, self.backfill = workload, cluster, policy, backfill
         self.progress = progress
+        self.predictor, self.colo = predictor, colocation
         self.pool = NodePool(cluster)
         n = len(workload)
         if n and np.any(np.diff(workload.submit) < 0):
             raise ValueError("workload must be sorted by submit time (use build_workload)")
-        self.est = workload.estimates(policy.estimate)
+        if colocation is not None and colocation.profile.shape != (n,):
+            raise ValueError(f"colocation has {colocation.profile.size} job profiles for {n} jobs")
+        predicted = workload.predicted.copy()
+        if predictor is not None:  # set at each arrival
+            predicted[:] = np.nan
+            self.est = workload.estimates("oracle" if policy.estimate == "prediction" else
+                                          policy.estimate)  # fmt: skip
+        else:
+            self.est = workload.estimates(policy.estimate)
         self.preemptive = hasattr(policy, "preemption_class")
         size = np.where(workload.gpus > 0, workload.gpus, np.maximum(workload.cpus, 1))
         self.size = size.astype(np.float64)
@@ -111,7 +156,7 @@ class Simulator:
             "submit_time": workload.submit,
             "run_time": workload.run_time,
             "time_limit": workload.time_limit,
-            "predicted_runtime": workload.predicted,
+            "predicted_runtime": predicted,
             "cpus": workload.cpus.astype(np.float64),
             "gpus": workload.gpus.astype(np.float64),
             "cluster_size": cluster_size,
@@ -120,6 +165,13 @@ class Simulator:
         self.end = np.full(n, np.nan)
         self.run_start = np.full(n, np.nan)
         self.done = np.zeros(n)  # seconds of work finished before the current run
+        # the current run progresses at ``rate`` work-seconds per second since ``seg_start``,
+        # after ``seg_work`` work-seconds done in it before (rate < 1 only when co-located)
+        self.rate = np.ones(n)
+        self.seg_start = np.full(n, np.nan)
+        self.seg_work = np.zeros(n)
+        self.held = np.zeros(n) if colocation is not None else None
+        self.node_jobs: list[list[int]] = [[] for _ in range(len(self.pool.free_c))]
         self.epoch = np.zeros(n, dtype=np.int64)
         self.is_running = np.zeros(n, dtype=bool)
         self.nodes: list[np.ndarray | None] = [None] * n
@@ -145,8 +197,13 @@ class Simulator:
         nxt = 0
         finished = 0
         heap = self.heap
+        predictor = self.predictor
+        interval = predictor.interval if predictor is not None else math.inf
+        tick = math.inf
         while nxt < n or heap:
             now = min(submit[nxt] if nxt < n else math.inf, heap[0][0] if heap else math.inf)
+            if tick < now and self.waiting:
+                now = tick
             dirty: set[int] = set()
             while heap and heap[0][0] <= now:
                 _, epoch, j = heapq.heappop(heap)
@@ -155,13 +212,23 @@ class Simulator:
                 self._finish(j, now)
                 finished += 1
                 dirty.add(part_of[j])
+            first = nxt
             while nxt < n and submit[nxt] <= now:
-                p = part_of[nxt]
-                self.queues[p][nxt] = None
-                self.waiting += 1
-                if p not in dirty and (self.preemptive or self._fits_now(nxt)):
-                    dirty.add(p)
                 nxt += 1
+            if predictor is not None and nxt > first:
+                self._set_predictions(np.arange(first, nxt), predictor.submitted, now)
+            for j in range(first, nxt):
+                p = part_of[j]
+                self.queues[p][j] = None
+                self.waiting += 1
+                if p not in dirty and (self.preemptive or self._fits_now(j)):
+                    dirty.add(p)
+            if tick <= now:
+                if self.waiting:
+                    self._rescore(now, dirty)
+                tick = math.inf
+            if tick == math.inf and math.isfinite(interval) and self.waiting:
+                tick = (math.floor(now / interval) + 1) * interval
             if dirty:
                 self.passes += 1
                 for p in sorted(dirty):
@@ -186,7 +253,29 @@ class Simulator:
             queue_times=np.asarray(self.q_times),
             queue_lengths=np.asarray(self.q_lens, dtype=np.int64),
             passes=self.passes,
+            held=self.held,
+            predicted=self.columns["predicted_runtime"] if predictor is not None else None,
         )
+
+    # -- online predictions -----------------------------------------------------------------
+    def _set_predictions(
+        self, rows: np.ndarray, predict: Callable[[np.ndarray, float], np.ndarray], now: float
+    ) -> None:
+        pred = np.asarray(predict(rows, now), dtype=np.float64)
+        if pred.shape != rows.shape or not np.all(np.isfinite(pred)):
+            raise ValueError(f"online predictor gave {pred.shape} values for {rows.size} jobs "
+                             "(need one finite prediction each)")  # fmt: skip
+        self.columns["predicted_runtime"][rows] = pred
+        if self.policy.estimate == "prediction":
+            self.est[rows] = prediction_estimates(pred, self.w.time_limit[rows])
+
+    def _rescore(self, now: float, dirty: set[int]) -> None:
+        """Re-predict every waiting job (a tick); their partitions get a pass."""
+        assert self.predictor is not None
+        waiting = [p for p, q in enumerate(self.queues) if q]
+        rows = np.fromiter((j for p in waiting for j in self.queues[p]), dtype=np.int64)
+        self._set_predictions(rows, self.predictor.rescore, now)
+        dirty.update(waiting)
 
     def _fits_now(self, j: int) -> bool:
         """Whether job ``j`` would fit in its partition's free resources right now."""
@@ -204,7 +293,7 @@ class Simulator:
 
     # -- job state changes ----------------------------------------------------------------
     def _start(self, j: int, offsets: np.ndarray, now: float) -> None:
-        w, pool = self.w, self.pool
+        pool = self.pool
         p = self.part_of[j]
         nodes = offsets + self.lo[p]
         c, g = self._per_node(j)
@@ -217,10 +306,40 @@ class Simulator:
         self.running[p][j] = None
         if np.isnan(self.start[j]):
             self.start[j] = now
-        self.run_start[j] = now
-        heapq.heappush(self.heap, (now + (w.run_time[j] - self.done[j]), int(self.epoch[j]), j))
+        self.run_start[j] = self.seg_start[j] = now
+        self.seg_work[j] = 0.0
+        self.rate[j] = 1.0
+        if self.colo is not None and nodes.size == 1:
+            node = int(nodes[0])
+            others = self.node_jobs[node]
+            self.rate[j] = self.colo.rate(j, others)
+            others.append(j)
+            for k in others[:-1]:
+                self._rerate(k, now)
+        heapq.heappush(self.heap, (self._end_of(j, now), int(self.epoch[j]), j))
 
-    def _release(self, j: int) -> None:
+    def _work_in_run(self, j: int | np.ndarray, now: float) -> np.ndarray:
+        """Work-seconds done in the current run of running job(s) ``j`` by ``now``."""
+        return self.seg_work[j] + (now - self.seg_start[j]) * self.rate[j]
+
+    def _end_of(self, j: int, now: float) -> float:
+        """When running job ``j`` ends at its current rate (from a segment starting ``now``)."""
+        return now + (self.w.run_time[j] - self.done[j] - self.seg_work[j]) / self.rate[j]
+
+    def _rerate(self, j: int, now: float) -> None:
+        """Co-location: job ``j``'s co-runners changed; reschedule its end at its new rate."""
+        assert self.colo is not None
+        node = int(self.nodes[j][0])  # type: ignore[index]
+        rate = self.colo.rate(j, [k for k in self.node_jobs[node] if k != j])
+        if rate == self.rate[j]:
+            return
+        self.seg_work[j] = float(self._work_in_run(j, now))
+        self.seg_start[j] = now
+        self.rate[j] = rate
+        self.epoch[j] += 1
+        heapq.heappush(self.heap, (self._end_of(j, now), int(self.epoch[j]), j))
+
+    def _release(self, j: int, now: float) -> None:
         c, g = self._per_node(j)
         nodes = self.nodes[j]
         self.pool.free_c[nodes] += c
@@ -228,14 +347,24 @@ class Simulator:
         self.nodes[j] = None
         self.is_running[j] = False
         del self.running[self.part_of[j]][j]
+        if self.colo is not None:
+            assert self.held is not None and nodes is not None
+            self.held[j] += now - self.run_start[j]
+            if nodes.size == 1:
+                others = self.node_jobs[int(nodes[0])]
+                others.remove(j)
+                for k in others:
+                    self._rerate(k, now)
 
     def _finish(self, j: int, now: float) -> None:
-        self._release(j)
+        self._release(j, now)
         self.end[j] = now
+        if self.predictor is not None:
+            self.predictor.ended(j, now)
 
     def _preempt(self, j: int, now: float) -> None:
-        self._release(j)
-        self.done[j] += now - self.run_start[j]
+        self.done[j] += float(self._work_in_run(j, now))
+        self._release(j, now)
         self.epoch[j] += 1
         self.queues[self.part_of[j]][j] = None
         self.waiting += 1
@@ -339,16 +468,14 @@ class Simulator:
 
     def _place(self, j: int, lo: int, hi: int, allowed: np.ndarray | None) -> np.ndarray | None:
         pool, w = self.pool, self.w
-        return choose_nodes(
-            pool.free_c[lo:hi],
-            pool.free_g[lo:hi],
-            pool.cap_c[lo:hi],
-            pool.cap_g[lo:hi],
-            int(w.cpus[j]),
-            int(w.gpus[j]),
-            int(w.whole_nodes[j]),
-            allowed,
-        )
+        args = (pool.free_c[lo:hi], pool.free_g[lo:hi], pool.cap_c[lo:hi], pool.cap_g[lo:hi],
+                int(w.cpus[j]), int(w.gpus[j]), int(w.whole_nodes[j]))  # fmt: skip
+        if self.colo is not None and self.colo.hints and w.whole_nodes[j] == 1:
+            ok = ~self.colo.avoided(j, self.node_jobs[lo:hi])
+            spot = choose_nodes(*args, ok if allowed is None else ok & allowed)
+            if spot is not None:
+                return spot
+        return choose_nodes(*args, allowed)
 
     def _est_left(self, j: int | np.ndarray) -> np.ndarray:
         """Estimated seconds of work left (>= 1)."""
@@ -431,6 +558,9 @@ def simulate(
     *,
     backfill: bool = True,
     progress: Callable[[int], None] | None = None,
+    predictor: OnlinePredictor | None = None,
+    colocation: Colocation | None = None,
 ) -> SimResult:
     """Replay ``workload`` on ``cluster`` under ``policy``; see :class:`Simulator`."""
-    return Simulator(workload, cluster, policy, backfill=backfill, progress=progress).run()
+    return Simulator(workload, cluster, policy, backfill=backfill, progress=progress,
+                     predictor=predictor, colocation=colocation).run()  # fmt: skip

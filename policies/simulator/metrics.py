@@ -7,7 +7,12 @@ Definitions (seconds):
 * bounded slowdown = max(JCT / max(run time, 10 s), 1);
 * makespan = last end - first submit;
 * utilisation = resources held x time / (capacity x makespan), for GPUs where
-  the cluster has them, else CPUs (both are reported in ``summary``).
+  the cluster has them, else CPUs (both are reported in ``summary``);
+* co-location mode only: stretch = wall seconds a job held its resources /
+  its solo run time (>= 1: the slowdown it suffered from co-runners);
+  ``avg_stretch`` (per job), ``gpu_stretch`` (weighted by solo GPU/CPU time)
+  and ``slowed_15`` (share of jobs stretched by more than 1/0.85, i.e. run
+  slower than 85% of solo speed on average).
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ def summary(result: SimResult) -> dict[str, Any]:
     out.update(util)
     out["utilization"] = util["gpu_util"] if result.cluster.has_gpus else util["cpu_util"]
     out["preemptions"] = result.preemptions
+    if result.held is not None:
+        out.update(_stretch(result))
     if len(result.cluster.partitions) > 1:
         by_vc = {}
         for i, part in enumerate(result.cluster.partitions):
@@ -79,12 +86,30 @@ def summary(result: SimResult) -> dict[str, Any]:
     return out
 
 
+def _stretch(result: SimResult) -> dict[str, float]:
+    """How much co-location slowed jobs down (see the module docstring)."""
+    assert result.held is not None
+    w = result.workload
+    ran = w.run_time > 0
+    if not ran.any():
+        return {"avg_stretch": 1.0, "gpu_stretch": 1.0, "slowed_15": 0.0}
+    stretch = np.maximum(result.held[ran] / w.run_time[ran], 1.0)
+    weight = np.where(w.alloc_gpus > 0, w.alloc_gpus, w.alloc_cpus)[ran] * w.run_time[ran]
+    return {
+        "avg_stretch": float(stretch.mean()),
+        "gpu_stretch": float((stretch * weight).sum() / max(weight.sum(), 1e-9)),
+        "slowed_15": float((stretch > 1.0 / 0.85 + 1e-9).mean()),
+    }
+
+
 JSON_KEYS = ("jobs", "avg_jct", "p99_jct", "avg_queue", "p99_queue", "avg_bsld", "utilization")
+#: added to the ``--json`` entry in co-location mode
+COLOCATION_KEYS = ("avg_stretch", "gpu_stretch", "slowed_15")
 
 
 def json_entry(stats: dict[str, Any]) -> dict[str, Any]:
     """The ``--json`` shape of one policy: :data:`JSON_KEYS` plus optional ``by_vc``."""
-    entry = {k: stats[k] for k in JSON_KEYS if k in stats}
+    entry = {k: stats[k] for k in (*JSON_KEYS, *COLOCATION_KEYS) if k in stats}
     if "by_vc" in stats:
         entry["by_vc"] = {
             vc: {k: s[k] for k in JSON_KEYS if k in s} for vc, s in stats["by_vc"].items()

@@ -31,7 +31,9 @@ from policies.simulator.cluster import (
     read_swf_header,
     size_for_target_load,
 )
+from policies.simulator.colocation import Colocation
 from policies.simulator.engine import SimResult, simulate
+from policies.simulator.online import ReplayPredictor
 from policies.simulator.workload import Workload, build_workload, window_bounds
 
 DEFAULT_LOAD_WITHOUT_SIZE = 0.7
@@ -47,6 +49,16 @@ class Replay:
     window: tuple[float, float]
     out_of_window: int
     notes: list[str] = field(default_factory=list)
+    prior: pd.DataFrame | None = None  # the log's jobs before the window (online predictions)
+
+
+@dataclass(frozen=True)
+class OnlineSpec:
+    """Predict inside the replay (:class:`ReplayPredictor`) for policies that use predictions."""
+
+    rescore_interval: float = math.inf  # seconds; inf: predict once, at submission
+    retrain_interval: float = 7 * 86400.0
+    refeaturize: bool = True  # ticks rebuild features from the history (False: submit-time rows)
 
 
 def infer_cluster(log_path: str | Path, log_format: str, jobs: pd.DataFrame) -> ClusterConfig:
@@ -97,7 +109,8 @@ def prepare_replay(
         cluster = size_for_target_load(cluster, fitting, target_load, span)
         notes.append(f"VCs shrunk to offered load <= {target_load:g} over {span / 86400:.1f} days")
     workload = build_workload(windowed, cluster, pred)
-    return Replay(log, cluster, workload, (lo, hi), int((~inside).sum()), notes)
+    prior = jobs[jobs["submit_time"] < lo]
+    return Replay(log, cluster, workload, (lo, hi), int((~inside).sum()), notes, prior)
 
 
 def _span(jobs: pd.DataFrame, lo: float, hi: float) -> float:
@@ -115,10 +128,14 @@ def run_policies(
     backfill: bool = True,
     on_progress: Callable[[str, int], None] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    online: OnlineSpec | None = None,
+    colocation: Colocation | None = None,
 ) -> dict[str, SimResult]:
     """Replay the workload once per policy (all policies share the one event loop).
 
     ``params`` maps a policy name to keyword overrides (``{"qssf": {"max_wait": ...}}``).
+    With ``online``, policies whose reservations use predictions (QSSF) get a
+    fresh :class:`ReplayPredictor` each; ``colocation`` applies to every policy.
     """
     params = params or {}
     # unknown names fail before any work
@@ -128,9 +145,16 @@ def run_policies(
         callback = None
         if on_progress is not None:
             callback = _bind(on_progress, policy.name)
+        predictor = None
+        if online is not None and policy.estimate == "prediction":
+            predictor = ReplayPredictor(replay.workload.jobs, replay.prior,
+                                        interval=online.rescore_interval,
+                                        retrain_interval=online.retrain_interval,
+                                        refeaturize=online.refeaturize)  # fmt: skip
         results[policy.name] = simulate(
-            replay.workload, replay.cluster, policy, backfill=backfill, progress=callback
-        )
+            replay.workload, replay.cluster, policy, backfill=backfill, progress=callback,
+            predictor=predictor, colocation=colocation,
+        )  # fmt: skip
     return results
 
 

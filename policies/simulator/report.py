@@ -1,4 +1,5 @@
-"""The ``--report DIR`` output: a JSON summary and PNG plots (JCT CDF, queue length)."""
+"""The ``--report DIR`` output: a JSON summary and PNG plots (JCT CDF, queue length, and in
+co-location mode the CDF of the slowdown each job suffered)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def write_report(
     document: dict[str, Any],
     results: dict[str, SimResult],
 ) -> list[Path]:
-    """Write ``report.json``, ``jct_cdf.png`` and ``queue_length.png`` into ``directory``."""
+    """Write ``report.json``, ``jct_cdf.png`` and ``queue_length.png`` into ``directory``
+    (and ``stretch_cdf.png`` in co-location mode)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +65,27 @@ def write_report(
     fig.tight_layout()
     fig.savefig(written[2], dpi=110)
     plt.close(fig)
+
+    colocated = [r for r in results.values() if r.held is not None]
+    if colocated:
+        written.append(out / "stretch_cdf.png")
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for result in colocated:
+            assert result.held is not None
+            ran = result.workload.run_time > 0
+            stretch = np.sort(np.maximum(result.held[ran] / result.workload.run_time[ran], 1.0))
+            cdf = np.arange(1, stretch.size + 1) / max(stretch.size, 1)
+            step = max(stretch.size // MAX_PLOT_POINTS, 1)
+            ax.plot(stretch[::step], cdf[::step], label=_label(result))
+        ax.axvline(1 / 0.85, color="grey", linestyle="--", linewidth=0.8, label="15% slowdown")
+        ax.set_xlabel("stretch = wall time held / solo run time")
+        ax.set_ylabel("fraction of jobs")
+        ax.set_title(f"Co-location slowdown — {document.get('log', '')}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(written[3], dpi=110)
+        plt.close(fig)
     return written
 
 

@@ -57,14 +57,20 @@ class Workload:
         elif kind == "prediction":
             if np.isnan(self.predicted).any():
                 raise ValueError("this policy needs a run-time prediction for every job")
-            has_limit = np.isfinite(self.time_limit) & (self.time_limit > 0)
-            est = np.where(has_limit, np.fmin(self.predicted, self.time_limit), self.predicted)
+            return prediction_estimates(self.predicted, self.time_limit)
         elif kind == "limit":
             ok = np.isfinite(self.time_limit) & (self.time_limit > 0)
             est = np.where(ok, self.time_limit, self.run_time)
         else:
             raise ValueError(f"unknown estimate kind {kind!r}")
         return np.maximum(est, MIN_ESTIMATE_S)
+
+
+def prediction_estimates(predicted: np.ndarray, time_limit: np.ndarray) -> np.ndarray:
+    """Reservation estimates from predictions: capped at the limit where known, floored at 1 s."""
+    has_limit = np.isfinite(time_limit) & (time_limit > 0)
+    est = np.where(has_limit, np.fmin(predicted, time_limit), predicted)
+    return np.maximum(est, MIN_ESTIMATE_S)
 
 
 def build_workload(

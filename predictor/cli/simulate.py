@@ -16,10 +16,10 @@ from rich.table import Table
 from policies.base import POLICY_NAMES, get_policy
 from policies.simulator.engine import SimResult
 from policies.simulator.metrics import json_entry, summary
-from policies.simulator.replay import Replay, prepare_replay, run_policies
+from policies.simulator.replay import OnlineSpec, Replay, prepare_replay, run_policies
 from predictor.logs import LogFormatError, read_log
 
-PREDICTION_SOURCES = ("causal", "oracle")
+PREDICTION_SOURCES = ("causal", "online", "oracle")
 
 
 def simulate(
@@ -55,10 +55,44 @@ def simulate(
         str,
         typer.Option(
             "--predictions",
-            help="QSSF's run times: causal (the product's causal "
-            "predictions) or oracle (true run times, for reference).",
+            help="QSSF's run times: causal (the product's causal predictions, made "
+            "before the replay), online (predicted inside the replay from its own "
+            "history, model retrained weekly) or oracle (true run times, for reference).",
         ),
     ] = "causal",
+    rescore_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--rescore-interval",
+            min=0.001,
+            help="Minutes between re-predictions of every waiting job (implies "
+            "--predictions online; default: predict once, at submission).",
+        ),
+    ] = None,
+    rescore_features: Annotated[
+        str,
+        typer.Option(
+            "--rescore-features",
+            help="At a re-scoring: 'now' rebuilds each waiting job's features from the "
+            "history as it stands (what the priority daemon does); 'submit' re-predicts "
+            "its submit-time features with the current model.",
+        ),
+    ] = "now",
+    colocation: Annotated[
+        bool,
+        typer.Option(
+            "--colocation/--no-colocation",
+            help="Jobs sharing a node slow down by the Lucid pair speeds (docs/simulator.md).",
+        ),
+    ] = False,
+    hints: Annotated[
+        bool,
+        typer.Option(
+            "--hints/--no-hints",
+            help="With --colocation: interference-aware placement (avoid nodes the "
+            "interference model predicts worse than 15% slowdown).",
+        ),
+    ] = False,
     qssf_max_wait: Annotated[
         float,
         typer.Option(
@@ -84,9 +118,24 @@ def simulate(
             get_policy(name, **params.get(name, {}))
         if predictions not in PREDICTION_SOURCES:
             raise ValueError(f"--predictions must be one of {', '.join(PREDICTION_SOURCES)}")
+        if rescore_interval is not None:
+            if predictions == "oracle":
+                raise ValueError("--rescore-interval needs --predictions online (not oracle)")
+            predictions = "online"
+        if rescore_features not in ("now", "submit"):
+            raise ValueError("--rescore-features must be 'now' or 'submit'")
+        if hints and not colocation:
+            raise ValueError("--hints needs --colocation")
         result = read_log(log, fmt)
         jobs = result.jobs
-        pred = _predictions(jobs, predictions, console) if "qssf" in names else None
+        online = None
+        if predictions == "online":
+            minutes = rescore_interval if rescore_interval is not None else float("inf")
+            online = OnlineSpec(
+                rescore_interval=minutes * 60.0, refeaturize=rescore_features == "now"
+            )
+        needs = "qssf" in names and online is None
+        pred = _predictions(jobs, predictions, console) if needs else None
         replay = prepare_replay(
             jobs,
             log=str(log),
@@ -104,7 +153,16 @@ def simulate(
         console.print("[red]error:[/red] no job of the log can be replayed in this window/cluster")
         raise typer.Exit(2)
     _print_setup(console, replay, result.n_errors)
-    results = _run_with_progress(replay, names, backfill, console, params)
+    colo = None
+    if colocation:
+        from policies.simulator.colocation import lucid_colocation
+
+        try:
+            colo = lucid_colocation(replay.workload.jobs, hints=hints)
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    results = _run_with_progress(replay, names, backfill, console, params, online, colo)
     stats = {name: summary(r) for name, r in results.items()}
     document: dict[str, Any] = {
         "log": str(log),
@@ -122,6 +180,9 @@ def simulate(
             "details": stats,
             "backfill": backfill,
             "predictions": predictions,
+            "rescore_interval_min": rescore_interval,
+            "rescore_features": rescore_features,
+            "colocation": {"hints": hints} if colocation else None,
             "qssf_max_wait_days": qssf_max_wait,
             "cluster": replay.cluster.describe(),
             "window": list(replay.window),
@@ -151,8 +212,14 @@ def _predictions(jobs: pd.DataFrame, source: str, console: Console) -> pd.Series
 
 def _progress(console: Console, label: str) -> Progress:
     """A transient rich progress bar: label, bar, done/total, elapsed."""
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _print_setup(console: Console, replay: Replay, bad_lines: int) -> None:
@@ -177,6 +244,8 @@ def _run_with_progress(
     backfill: bool,
     console: Console,
     params: dict[str, dict[str, Any]],
+    online: OnlineSpec | None,
+    colocation: Any,
 ) -> dict[str, SimResult]:
     with _progress(console, "{task.description:>12}") as bar:
         tasks = {n: bar.add_task(n, total=len(replay.workload)) for n in names}
@@ -184,7 +253,8 @@ def _run_with_progress(
         def tick(name: str, done: int) -> None:
             bar.update(tasks[name], completed=done)
 
-        return run_policies(replay, names, backfill=backfill, on_progress=tick, params=params)
+        return run_policies(replay, names, backfill=backfill, on_progress=tick, params=params,
+                            online=online, colocation=colocation)  # fmt: skip
 
 
 def _fmt(seconds: float) -> str:
@@ -207,6 +277,14 @@ def _print_tables(stats: dict[str, dict[str, Any]], backfill: bool) -> None:
             f"{s['cpu_util']:.1%}",
         )  # fmt: skip
     console.print(table)
+    if any("avg_stretch" in s for s in stats.values()):
+        colo = Table(title="Co-location: slowdown suffered (wall time held / solo run time)")
+        for col in ("policy", "avg stretch", "GPU-time-weighted stretch", "jobs slowed > 15%"):
+            colo.add_column(col, justify="left" if col == "policy" else "right")
+        for name, s in stats.items():
+            colo.add_row(name, f"{s['avg_stretch']:.3f}", f"{s['gpu_stretch']:.3f}",
+                         f"{s['slowed_15']:.1%}")  # fmt: skip
+        console.print(colo)
     if not any("by_vc" in s for s in stats.values()):
         return
     vc_table = Table(title="Per virtual cluster (s)")
