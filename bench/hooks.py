@@ -1,31 +1,50 @@
 """What job_submit.lua costs Slurm: sbatch throughput and latency, with and without it.
 
-Runs against the dev cluster (``foresight cluster up``) and a ready Foresight
-service on 127.0.0.1:8765 (the cluster's service container after ``make demo``,
-or ``foresight serve``). Each mode submits N held jobs (``sbatch --hold``, so
-scheduling adds no noise) from inside the slurmctld container, timing every
-call there, then cancels them:
+Runs against the dev cluster (``foresight cluster up``; wrap the command in
+``flock /tmp/foresight-cluster.lock`` when the cluster is shared). The service
+is the one answering ready on 127.0.0.1:8765 (the cluster's service container
+after ``make demo``, or any ``foresight serve``); when none is ready, this
+benchmark trains a model on the KTH SP2 log into a temporary ``FORESIGHT_HOME``
+and runs ``foresight serve`` itself (default 2 workers x 2 threads), stopping
+it at the end (a service container without a model is paused meanwhile).
+
+Each mode submits held jobs (``sbatch --hold``, so scheduling adds no noise)
+from inside the slurmctld container, timing every call there, then cancels them:
 
 * ``no_hook``: ``JobSubmitPlugins`` removed and ``scontrol reconfigure`` (the baseline);
 * ``hook``: the hook asking the live service;
-* ``hanging``: the service replaced by a server that accepts and never answers
-  (each call waits for the hook's deadline until the circuit breaker opens);
-* ``breaker_open``: the circuit already open (what an outage costs after that).
+* ``breaker_open``: the service replaced by a server that accepts and never
+  answers, the circuit already open (what an outage costs after the first failures);
+* ``first_failures``: the calls that open the circuit (each waits for the hook's deadline).
 
-Prints throughput relative to ``no_hook`` (target >= 0.85), added p99 latency
-(target < 5 ms with the service up, < 1 ms with the circuit open), and the
-first failures' latency (target: under the configured timeout).
+The machine is shared and its load drifts, so the modes are measured in
+**interleaved rounds** (no_hook/hook, then hook/no_hook, ...; the same for
+no_hook/breaker_open), and every difference comes with a 95% bootstrap
+confidence interval (rounds, then calls within them, resampled). The hook also logs its
+own time per call (``(x ms)`` in slurmctld's log), a precise measure of what
+it adds inside slurmctld; the sbatch-level difference includes everything
+(the Lua plugin's own marshalling too) but carries sbatch's noise.
+
+Targets (issue 6): throughput with the hook >= 0.85x no_hook; added p99 < 5 ms;
+first failures < the hook's timeout; added p99 with the circuit open < 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import requests
@@ -34,8 +53,10 @@ from slurm_hooks.devcluster import ClusterSpec, DevCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
-SERVICE = "http://127.0.0.1:8765"
-TIMEOUT_MS = 300  # slurm_hooks/job_submit_foresight.conf
+PORT = 8765
+SERVICE = f"http://127.0.0.1:{PORT}"
+HOOK_CONF = ROOT / "slurm_hooks" / "job_submit_foresight.conf"
+TARGETS = {"throughput_ratio": 0.85, "added_p99_ms": 5.0, "open_added_p99_ms": 1.0}
 
 # Runs inside the slurmctld container: N timed sbatch calls, then scancel.
 SUBMIT = r"""
@@ -55,52 +76,66 @@ for i in range(0, len(ids), 500):
     subprocess.run(["scancel", *ids[i:i + 500]])
 print(json.dumps({"latency_s": lat, "wall_s": wall, "accepted": len(ids)}))
 """
+_MS = re.compile(r"\(([\d.]+) ms\)")
 
 
-def ctld(cluster: DevCluster, *argv: str, stdin: str | None = None) -> str:
-    return subprocess.run(["docker", "exec", "-i", cluster.name("slurmctld"), *argv],
-                          input=stdin, capture_output=True, text=True, check=True).stdout
+def hook_conf() -> dict[str, float]:
+    """``timeout_ms`` and ``breaker_failures`` from the hook's configuration file."""
+    values = {"timeout_ms": 300.0, "breaker_failures": 3.0}
+    for line in HOOK_CONF.read_text().splitlines():
+        key, _, value = line.partition("#")[0].partition("=")
+        if key.strip() in values and value.strip():
+            values[key.strip()] = float(value)
+    return values
 
 
-def set_hook(cluster: DevCluster, enabled: bool) -> None:
-    """Add or remove ``JobSubmitPlugins=lua`` in the controller's slurm.conf and reconfigure."""
-    conf = ctld(cluster, "cat", "/etc/slurm/slurm.conf")
-    lines = [x for x in conf.splitlines() if not x.startswith("JobSubmitPlugins=")]
-    if enabled:
-        lines.append("JobSubmitPlugins=lua")
-    ctld(cluster, "sh", "-c", "cat > /etc/slurm/slurm.conf", stdin="\n".join(lines) + "\n")
-    ctld(cluster, "scontrol", "reconfigure")
-    time.sleep(3)
+class Bench:
+    """The cluster, the hook's on/off switch, timed submissions and the hook's log."""
 
+    def __init__(self, cluster: DevCluster) -> None:
+        self.cluster = cluster
+        self.hook_on: bool | None = None
 
-def hook_outcomes(cluster: DevCluster, since: float, name: str) -> dict[str, int]:
-    """What the hook did for this mode's jobs, from its log lines: scored, failed open, skipped."""
-    lines = [x for x in cluster.hook_log(since) if f"name={name} " in x]
-    return {
-        "scored": sum("site_factor=" in x for x in lines),
-        "fail_open": sum("fail-open" in x for x in lines),
-        "circuit_open": sum("circuit open" in x for x in lines),
-    }
+    def ctld(self, *argv: str, stdin: str | None = None) -> str:
+        argv = ("docker", "exec", "-i", self.cluster.name("slurmctld"), *argv)
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
 
+    def set_hook(self, enabled: bool) -> None:
+        """Add or remove ``JobSubmitPlugins=lua`` and reconfigure (a fresh Lua state)."""
+        if self.hook_on == enabled:
+            return
+        conf = self.ctld("cat", "/etc/slurm/slurm.conf")
+        lines = [x for x in conf.splitlines() if not x.startswith("JobSubmitPlugins=")]
+        if enabled:
+            lines.append("JobSubmitPlugins=lua")
+        self.ctld("sh", "-c", "cat > /etc/slurm/slurm.conf", stdin="\n".join(lines) + "\n")
+        self.ctld("scontrol", "reconfigure")
+        time.sleep(3)
+        self.hook_on = enabled
 
-def submit(cluster: DevCluster, n: int, name: str) -> dict:
-    since = time.time()
-    result = json.loads(ctld(cluster, "python3", "-", str(n), name, stdin=SUBMIT))
-    lat = np.array(result["latency_s"]) * 1000
-    result.update(
-        n=n, rate=n / result["wall_s"], p50_ms=float(np.percentile(lat, 50)),
-        p99_ms=float(np.percentile(lat, 99)), first_ms=[round(float(x), 2) for x in lat[:5]],
-        hook=hook_outcomes(cluster, since, name),
-    )
-    del result["latency_s"]
-    return result
+    def submit(self, n: int, name: str) -> dict[str, Any]:
+        """``n`` timed sbatch calls; latencies (ms), rate, and what the hook logged for them."""
+        since = time.time()
+        load = os.getloadavg()[0]
+        result = json.loads(self.ctld("python3", "-", str(n), name, stdin=SUBMIT))
+        lines = [x for x in self.cluster.hook_log(since) if f"name={name} " in x]
+        return {
+            "lat_ms": (np.asarray(result["latency_s"]) * 1000).tolist(),
+            "wall_s": result["wall_s"], "accepted": result["accepted"], "n": n,
+            "rate": n / result["wall_s"], "load": load,
+            "hook_ms": [float(m.group(1)) for x in lines if (m := _MS.search(x))],
+            "scored": sum("site_factor=" in x for x in lines),
+            "fail_open": sum("fail-open" in x for x in lines),
+            "circuit_open": sum("circuit open" in x for x in lines),
+        }  # fmt: skip
 
 
 class Hanging:
     """Accepts connections on the service port and never answers."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 8765), reuse_port=False)
+        self.sock = socket.create_server(("127.0.0.1", PORT))
         self.conns: list[socket.socket] = []
         self.stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -112,6 +147,8 @@ class Hanging:
                 self.conns.append(self.sock.accept()[0])
             except TimeoutError:
                 continue
+            except OSError:  # closed by close()
+                return
 
     def close(self) -> None:
         self.stop.set()
@@ -120,56 +157,288 @@ class Hanging:
         self.sock.close()
 
 
-def main() -> None:
+class Service:
+    """What answers on :data:`PORT`: a ready service found there, or one started here.
+
+    A ready service (the cluster's container after ``make demo``, or any
+    ``foresight serve``) is used as it is. Otherwise a model is trained on the
+    KTH SP2 log into a temporary home and ``foresight serve`` runs here; a
+    service container that is up but not ready (no model) is stopped for the
+    run and started again at the end.
+    """
+
+    def __init__(self, cluster: DevCluster, workers: int) -> None:
+        self.cluster, self.workers = cluster, workers
+        container = cluster.containers().get(cluster.name("service")) == "running"
+        found = ready()
+        self.container = container and found  # the container is what answers
+        self.external = found and not container
+        self.paused_container = container and not found
+        self.proc: subprocess.Popen | None = None
+        self.home: Path | None = None
+
+    def ensure(self) -> str:
+        """Make sure a ready service answers; returns what it is."""
+        if self.container or self.external:
+            return "the cluster's service container" if self.container else SERVICE
+        from bench.service import start_server, train_model
+        from predictor.state import data_dir
+
+        if self.paused_container:
+            self.cluster.stop_service()
+        self.home = Path(tempfile.mkdtemp(prefix="foresight-bench-hooks-"))
+        version = train_model(self.home, data_dir() / "hpc_swf" / "KTH-SP2-1996-2.1-cln.swf.gz")
+        self.proc = start_server(self.home, PORT, self.workers)
+        return f"foresight serve ({self.workers} workers, model {version}) started here"
+
+    def stop(self) -> None:
+        """Take the service off the port (for the outage modes)."""
+        if self.container:
+            self.cluster.stop_service()
+        elif self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        """Bring back what :meth:`stop` stopped (the container only: ours is not needed again)."""
+        if self.container:
+            self.cluster.start_service()
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+        if self.paused_container:
+            self.cluster.start_service()
+
+
+def ready() -> bool:
+    try:
+        return requests.get(SERVICE + "/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+Stat = Callable[[np.ndarray, np.ndarray], float]
+
+
+def throughput_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """Throughput of ``a`` over ``b``: the inverse ratio of their mean time per call."""
+    return float(b.mean() / a.mean())
+
+
+def quantile_added(q: float) -> Stat:
+    """The ``q``-th percentile of ``a`` minus that of ``b``."""
+    return lambda a, b: float(np.percentile(a, q) - np.percentile(b, q))
+
+
+def bootstrap(
+    rounds_a: list[dict], rounds_b: list[dict], stat: Stat, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``stat`` of the two modes' latencies with a 95% two-level bootstrap interval.
+
+    Round ``i`` of each mode ran side by side, so each replicate draws round
+    indices with replacement (the same for both modes: what the interleaving
+    pairs stays paired), then calls within each drawn round. The interval thus
+    holds both the calls' noise and the machine's drift between rounds, which a
+    resampling of calls alone would hide.
+    """
+    rng = np.random.default_rng(seed)
+    lat_a = [np.asarray(r["lat_ms"]) for r in rounds_a]
+    lat_b = [np.asarray(r["lat_ms"]) for r in rounds_b]
+    est = stat(np.concatenate(lat_a), np.concatenate(lat_b))
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        pick = rng.integers(0, len(lat_a), len(lat_a))
+        a = np.concatenate([rng.choice(lat_a[j], lat_a[j].size) for j in pick])
+        b = np.concatenate([rng.choice(lat_b[j], lat_b[j].size) for j in pick])
+        boots[i] = stat(a, b)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return est, float(lo), float(hi)
+
+
+def interleaved(bench: Bench, modes: tuple[str, str], rounds: int, n: int,
+                before: dict[str, Any]) -> dict[str, list[dict]]:  # fmt: skip
+    """``rounds`` rounds of ``n`` calls per mode, the order alternating (A B, B A, ...)."""
+    out: dict[str, list[dict]] = {m: [] for m in modes}
+    for r in range(rounds):
+        for mode in modes if r % 2 == 0 else modes[::-1]:
+            before[mode]()
+            out[mode].append(bench.submit(n, f"bench-{mode.replace('_', '')}-{r}"))
+    return out
+
+
+def summarize(mode: str, rounds: list[dict], base: list[dict]) -> dict[str, Any]:
+    lat = np.concatenate([r["lat_ms"] for r in rounds])
+    base_lat = np.concatenate([r["lat_ms"] for r in base])
+    hook_ms = np.concatenate([r["hook_ms"] for r in rounds]) if rounds[0]["hook_ms"] else None
+    out = {
+        "mode": mode, "n": int(lat.size), "rate": lat.size / sum(r["wall_s"] for r in rounds),
+        "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+        "accepted": sum(r["accepted"] for r in rounds),
+        "scored": sum(r["scored"] for r in rounds),
+        "fail_open": sum(r["fail_open"] for r in rounds),
+        "circuit_open": sum(r["circuit_open"] for r in rounds),
+        "load": [round(r["load"], 2) for r in rounds],
+    }  # fmt: skip
+    if rounds is not base:
+        out["ratio"] = bootstrap(rounds, base, throughput_ratio)
+        out["ratio_wall"] = (lat.size / sum(r["wall_s"] for r in rounds)) / (
+            base_lat.size / sum(r["wall_s"] for r in base)
+        )
+        pairs = [a["rate"] / b["rate"] for a, b in zip(rounds, base, strict=True)]
+        out["ratio_rounds_median"] = float(np.median(pairs))  # robust to one stalled round
+        out["added_p50_ms"] = bootstrap(rounds, base, quantile_added(50))
+        out["added_p99_ms"] = bootstrap(rounds, base, quantile_added(99))
+    if hook_ms is not None and hook_ms.size:
+        out["hook_self_p50_ms"] = float(np.percentile(hook_ms, 50))
+        out["hook_self_p99_ms"] = float(np.percentile(hook_ms, 99))
+        out["hook_self_max_ms"] = float(hook_ms.max())
+    return out
+
+
+def _ci(triple: tuple[float, float, float], fmt: str = "{:+.2f}") -> str:
+    est, lo, hi = triple
+    return f"{fmt.format(est)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def report(rows: list[dict[str, Any]], first: dict[str, Any] | None, timeout_ms: float) -> None:
+    print(f"{'mode':<14}{'n':>6}{'jobs/s':>8}  {'vs no hook [95% CI] ~median':<30}"
+          f"{'p50':>7}{'p99':>8}  {'added p50 ms [95% CI]':<24}{'added p99 ms [95% CI]':<26}"
+          f"{'hook self p50/p99 ms':<22}scored/fail-open/circuit-open")  # fmt: skip
+    for r in rows:
+        ratio = _ci(r["ratio"], "{:.3f}") if "ratio" in r else "1 (baseline)"
+        if "ratio_rounds_median" in r:
+            ratio += f" ~{r['ratio_rounds_median']:.2f}"
+        a50 = _ci(r["added_p50_ms"]) if "added_p50_ms" in r else ""
+        a99 = _ci(r["added_p99_ms"]) if "added_p99_ms" in r else ""
+        own = (f"{r['hook_self_p50_ms']:.2f} / {r['hook_self_p99_ms']:.2f}"
+               if "hook_self_p50_ms" in r else "")  # fmt: skip
+        print(f"{r['mode']:<14}{r['n']:>6}{r['rate']:>8.1f}  {ratio:<30}{r['p50_ms']:>7.2f}"
+              f"{r['p99_ms']:>8.2f}  {a50:<24}{a99:<26}{own:<22}"
+              f"{r['scored']}/{r['fail_open']}/{r['circuit_open']}")  # fmt: skip
+    if first is not None:
+        print(
+            f"first failures with a hanging service: sbatch {first['sbatch_ms']} ms, "
+            f"hook's own {first['hook_ms']} ms (timeout {timeout_ms:g} ms); added over the "
+            f"no-hook p50: p50 {first['added_p50_ms']:.1f} ms, max {first['added_max_ms']:.1f} ms"
+        )
+
+
+def plot(path: Path, modes: dict[str, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for mode, rounds in modes.items():
+        ms = np.sort(np.concatenate([r["lat_ms"] for r in rounds]))
+        ax.plot(ms, np.arange(1, ms.size + 1) / ms.size, label=f"{mode} (n={ms.size})")
+    ax.set_xscale("log")
+    ax.set_xlabel("sbatch latency inside the slurmctld container, ms")
+    ax.set_ylabel("fraction of calls")
+    ax.set_title("job_submit.lua: sbatch latency per mode (interleaved rounds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-n", type=int, default=1000, help="sbatch calls per mode")
-    args = parser.parse_args()
-    cluster = DevCluster(ClusterSpec())
+    parser.add_argument("-n", type=int, default=1000, help="sbatch calls per mode (all rounds)")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per comparison")
+    parser.add_argument("--workers", type=int, default=2, help="workers of a service started here")
+    parser.add_argument("--no-outage", action="store_true", help="skip the outage modes")
+    args = parser.parse_args(argv)
+    dev = DevCluster()
+    cluster = DevCluster(ClusterSpec(version=dev.running_version() or ClusterSpec().version))
     if not cluster.is_up():
         raise SystemExit("the dev cluster is not up: run `foresight cluster up` first")
+    conf = hook_conf()
+    bench, service = Bench(cluster), Service(cluster, args.workers)
+    per_round = max(args.n // args.rounds, 1)
+    modes: dict[str, list[dict]] = {}
+    first = None
     try:
-        ready = requests.get(SERVICE + "/readyz", timeout=2).status_code == 200
-    except requests.RequestException:
-        ready = False
-    if not ready:
-        raise SystemExit(f"no ready Foresight service at {SERVICE}: run `make demo` (or "
-                         "`foresight train` + `foresight serve`) first")
-    service_container = cluster.containers().get(cluster.name("service")) == "running"
-    results: dict[str, dict] = {}
-    try:
-        set_hook(cluster, False)
-        results["no_hook"] = submit(cluster, args.n, "bench-nohook")
-        set_hook(cluster, True)
-        cluster.reload_hook()
-        results["hook"] = submit(cluster, args.n, "bench-hook")
-        if service_container:
-            cluster.stop_service()
+        print(f"service: {service.ensure()}; Slurm {cluster.spec.version}; "
+              f"{args.rounds} rounds x {per_round} calls per mode", flush=True)  # fmt: skip
+
+        def hook_on() -> None:
+            bench.set_hook(True)
+
+        modes.update(
+            interleaved(
+                bench,
+                ("no_hook", "hook"),
+                args.rounds,
+                per_round,
+                {"no_hook": lambda: bench.set_hook(False), "hook": hook_on},
+            )
+        )
+        if not args.no_outage and service.external:
+            print("an outside service holds the port: outage modes skipped")
+        elif not args.no_outage:
+            service.stop()
             hanging = Hanging()
-            try:
+            trips: list[dict] = []
+
+            def trip() -> None:  # a fresh Lua state, then open its circuit
+                bench.set_hook(True)
                 cluster.reload_hook()
-                results["hanging"] = submit(cluster, 20, "bench-hang")
-                results["breaker_open"] = submit(cluster, args.n, "bench-open")
+                trips.append(
+                    bench.submit(int(conf["breaker_failures"]) + 1, f"bench-trip-{len(trips)}")
+                )
+
+            try:
+                outage = interleaved(bench, ("no_hook", "breaker_open"), args.rounds, per_round,
+                                     {"no_hook": lambda: bench.set_hook(False),
+                                      "breaker_open": trip})  # fmt: skip
             finally:
                 hanging.close()
-                cluster.start_service()
+                service.restart()
+            modes["no_hook_outage"] = outage["no_hook"]
+            modes["breaker_open"] = outage["breaker_open"]
+            k = int(conf["breaker_failures"])
+            failed = np.array([x for t in trips for x in t["lat_ms"][:k]])
+            base50 = float(
+                np.percentile(np.concatenate([r["lat_ms"] for r in outage["no_hook"]]), 50)
+            )
+            first = {"sbatch_ms": [round(float(x), 1) for x in failed],
+                     "hook_ms": [round(x, 1) for t in trips for x in t["hook_ms"][:k]],
+                     "added_p50_ms": float(np.percentile(failed, 50)) - base50,
+                     "added_max_ms": float(failed.max()) - base50}  # fmt: skip
     finally:
-        set_hook(cluster, True)
+        bench.hook_on = None
+        bench.set_hook(True)
         cluster.reload_hook()
-    base = results["no_hook"]
-    print(f"{'mode':<14}{'n':>6}{'jobs/s':>9}{'vs no hook':>12}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'added p99':>11}  hook: scored / fail-open / circuit-open")
-    for mode, r in results.items():
-        h = r["hook"]
-        print(f"{mode:<14}{r['n']:>6}{r['rate']:>9.1f}{r['rate'] / base['rate']:>11.2f}x"
-              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['p99_ms'] - base['p99_ms']:>11.2f}"
-              f"  {h['scored']} / {h['fail_open']} / {h['circuit_open']}")
-    if "hanging" in results:
-        print(f"first calls with a hanging service (ms): {results['hanging']['first_ms']} "
-              f"(hook timeout {TIMEOUT_MS} ms)")
+        service.cleanup()
+    rows = [summarize("no_hook", modes["no_hook"], modes["no_hook"]),
+            summarize("hook", modes["hook"], modes["no_hook"])]  # fmt: skip
+    if "breaker_open" in modes:
+        rows.append(summarize("no_hook", modes["no_hook_outage"], modes["no_hook_outage"]))
+        rows.append(summarize("breaker_open", modes["breaker_open"], modes["no_hook_outage"]))
+    report(rows, first, conf["timeout_ms"])
+    print("load average (1 min) per round: "
+          + "; ".join(f"{r['mode']} {r['load']}" for r in rows))  # fmt: skip
+    print("vs no hook: mean time per call, 95% CI over rounds and calls; ~ median of the "
+          "paired rounds' ratios (one stalled round moves the mean, not this)")  # fmt: skip
+    print(
+        f"targets: throughput >= {TARGETS['throughput_ratio']}x, added p99 < "
+        f"{TARGETS['added_p99_ms']:g} ms; circuit open: added p99 < "
+        f"{TARGETS['open_added_p99_ms']:g} ms; first failures < {conf['timeout_ms']:g} ms"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "hooks.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {OUT / 'hooks.json'}")
+    (OUT / "hooks.json").write_text(json.dumps(
+        {"rows": rows, "first_failures": first, "conf": conf,
+         "rounds": {m: [{k: v for k, v in r.items() if k != "lat_ms"} for r in rs]
+                    for m, rs in modes.items()}}, indent=2) + "\n")  # fmt: skip
+    plot(OUT / "hooks.png", modes)
+    print(f"wrote {OUT / 'hooks.json'} and {OUT / 'hooks.png'}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

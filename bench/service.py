@@ -3,7 +3,8 @@
 1. trains a real duration model (``--log``, default the KTH SP2 log) into a
    temporary ``FORESIGHT_HOME``;
 2. measures in-process where one score's time goes (parse, features, model,
-   policy, JSON) and the in-process batch of 10,000 jobs;
+   policy, JSON), the score's CPU through the WSGI fast path against the
+   Flask route (interleaved), and the in-process batch of 10,000 jobs;
 3. starts ``foresight serve`` (gunicorn, 127.0.0.1, a free port) and drives it
    from a second process over keep-alive connections (a minimal raw-socket
    HTTP/1.1 client, so the client's own CPU stays small): the
@@ -278,7 +279,7 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
     loaded = service.slot.current
     raw = [json.dumps(b).encode() for b in bodies]
     stages: dict[str, list[float]] = {k: [] for k in ("parse", "features", "model", "policy",
-                                                       "json", "flask_total")}  # fmt: skip
+                                                       "json", "route_total")}  # fmt: skip
     client = app.test_client()
     for i in range(n):
         body = raw[i % len(raw)]
@@ -304,8 +305,9 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
         stages["json"].append(t3 - t2)
         t4 = time.perf_counter()
         client.post("/v1/jobs/score", data=body, content_type="application/json")
-        stages["flask_total"].append(time.perf_counter() - t4)
+        stages["route_total"].append(time.perf_counter() - t4)
     result = {k: statistics.median(v) * 1e6 for k, v in stages.items()}
+    result.update(wsgi_cpu(app, raw, n))
     batch = json.dumps({"jobs": (bodies * (10_000 // len(bodies) + 1))[:10_000]}).encode()
     batch_times, batch_cpu = [], []
     for _ in range(3):
@@ -318,6 +320,33 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
     result["batch_10k_inprocess_cpu_s"] = min(batch_cpu)
     service.history.close()
     return result
+
+
+def wsgi_cpu(app: Any, raw: list[bytes], n: int) -> dict[str, float]:
+    """Thread-CPU µs (median) of one score through the WSGI fast path and through Flask.
+
+    Calls both WSGI callables directly with the same prepared request, interleaved
+    (``app.wsgi_app`` is :class:`~predictor.service.fast_path.ScoreFastPath`, whose
+    ``wsgi_app`` is Flask's own), so the ratio is what the fast path saves.
+    """
+    import io
+
+    paths = {"wsgi_fast_path": app.wsgi_app, "wsgi_flask_route": app.wsgi_app.wsgi_app}
+    cpu: dict[str, list[float]] = {k: [] for k in paths}
+    for i in range(n):
+        body = raw[i % len(raw)]
+        for name, wsgi in paths.items() if i % 2 else reversed(paths.items()):
+            environ = {
+                "REQUEST_METHOD": "POST", "PATH_INFO": "/v1/jobs/score", "QUERY_STRING": "",
+                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+                "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr, "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(body)),
+            }  # fmt: skip
+            c0 = time.thread_time()
+            b"".join(wsgi(environ, lambda *_: None))
+            cpu[name].append(time.thread_time() - c0)
+    return {k: statistics.median(v) * 1e6 for k, v in cpu.items()}
 
 
 # --- placement hints ------------------------------------------------------------
@@ -658,12 +687,15 @@ def _report(console: Any, r: dict[str, Any], args: argparse.Namespace) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    flask_total = st["flask_total"]
+    route_total = st["route_total"]
     parts = Table(title="one score in-process, median µs (where the time goes)")
-    for col in ("stage", "µs", "share of Flask round trip"):
+    for col in ("stage", "µs", "share of the test client's round trip"):
         parts.add_column(col, justify="right")
-    for key in ("parse", "features", "model", "policy", "json", "flask_total"):
-        parts.add_row(key, f"{st[key]:.0f}", f"{st[key] / flask_total:.0%}")
+    for key in ("parse", "features", "model", "policy", "json", "route_total"):
+        parts.add_row(key, f"{st[key]:.0f}", f"{st[key] / route_total:.0%}")
+    parts.add_row("WSGI fast path (thread CPU)", f"{st['wsgi_fast_path']:.0f}",
+                  f"{st['wsgi_fast_path'] / st['wsgi_flask_route']:.2f}x the Flask route")
+    parts.add_row("WSGI Flask route (thread CPU)", f"{st['wsgi_flask_route']:.0f}", "1.00x")
     console.print(parts)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "service.json").write_text(json.dumps(r, indent=2, default=float) + "\n")

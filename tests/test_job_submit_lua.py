@@ -2,12 +2,15 @@
 
 The hook must accept every job unchanged within its deadline when the service is
 down, hanging or answering garbage; must stop calling once its breaker opens; and
-must only ever exclude nodes that exist, leaving enough to run the job.
+must only ever exclude nodes that exist, leaving enough to run the job. It keeps
+one keep-alive connection across calls (the harness, like slurmctld, keeps one
+Lua state), replacing it when the server closed it, never past the deadline.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -213,3 +216,124 @@ def test_a_job_naming_several_partitions_uses_them_for_limit_and_hints(tmp_path,
     [res] = run_hook(tmp_path, service.server_port, job=job, parts=parts)
     assert _Service.bodies[0]["time_limit"] == 1800  # gpu's DefaultTime, not the default cpu's
     assert res["job"]["exc_nodes"] == "n2"  # n2 is a gpu node; zz9 is nobody's
+
+
+class RawService:
+    """An HTTP/1.1 keep-alive server on raw sockets whose answer to each request is scripted.
+
+    Actions, by request number (then ``ok``): ``ok`` (keep-alive answer), ``ok_close``
+    (answer, then close the connection without saying so), ``drop`` (close without
+    answering), ``hang`` (never answer), ``chunked`` (chunked transfer encoding).
+    """
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.requests: list[dict] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                self.requests.append(json.loads(buf[:length]))
+                buf = buf[length:]
+                n = len(self.requests) - 1
+                action = self.script[n] if n < len(self.script) else "ok"
+                if action == "drop":
+                    return
+                if action == "hang":
+                    threading.Event().wait(5)
+                    return
+                payload = json.dumps(GOOD).encode()
+                if action == "chunked":
+                    half = len(payload) // 2
+                    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p)
+                                    for p in (payload[:half], payload[half:])) + b"0\r\n\r\n"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+                if action == "ok_close":
+                    return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _connection_of(res: dict) -> str:
+    return re.search(r"conn=(\w+)", res["logs"][0]).group(1)
+
+
+def test_one_connection_is_kept_across_calls(tmp_path):
+    server = RawService([])
+    results = run_hook(tmp_path, server.port, calls=5)
+    server.close()
+    assert all(r["job"]["site_factor"] == 4242 for r in results)
+    assert server.connections == 1 and len(server.requests) == 5
+    assert [_connection_of(r) for r in results] == ["new"] + ["reused"] * 4
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_sending(tmp_path):
+    server = RawService(["ok_close", "ok_close", "ok"])
+    results = run_hook(tmp_path, server.port, calls=3)
+    server.close()
+    assert all(r["job"]["site_factor"] == 4242 for r in results)
+    assert server.connections == 3 and len(server.requests) == 3  # nothing sent into a dead socket
+    assert [_connection_of(r) for r in results] == ["new", "new", "new"]
+
+
+def test_a_connection_closed_under_a_request_is_retried_once_within_the_call(tmp_path):
+    server = RawService(["ok", "drop", "ok"])  # the 2nd request's connection dies unanswered
+    results = run_hook(tmp_path, server.port, calls=2)
+    server.close()
+    assert all(r["job"]["site_factor"] == 4242 for r in results)
+    assert server.connections == 2 and len(server.requests) == 3
+    assert all(r["ms"] < 200 for r in results)
+
+
+def test_a_fresh_connection_that_fails_is_not_retried(tmp_path):
+    server = RawService(["drop"])
+    [res] = run_hook(tmp_path, server.port, calls=1)
+    server.close()
+    assert res["job"] == JOB and "fail-open: receive: closed" in res["logs"][0]
+    assert len(server.requests) == 1
+
+
+def test_a_hang_on_a_reused_connection_fails_open_in_time_then_reconnects(tmp_path):
+    server = RawService(["ok", "hang", "ok"])
+    results = run_hook(tmp_path, server.port, calls=3, timeout_ms=150)
+    server.close()
+    ok1, hung, ok2 = results
+    assert ok1["job"]["site_factor"] == 4242 and ok2["job"]["site_factor"] == 4242
+    assert hung["job"] == JOB and "fail-open: receive: timeout" in hung["logs"][0]
+    assert hung["ms"] < 150
+    assert _connection_of(ok2) == "new" and server.connections == 2
+
+
+def test_a_chunked_answer_is_read(tmp_path):
+    server = RawService(["chunked", "chunked"])
+    results = run_hook(tmp_path, server.port, calls=2)
+    server.close()
+    assert [r["job"]["site_factor"] for r in results] == [4242, 4242]
+    assert server.connections == 1

@@ -16,6 +16,7 @@ from predictor.models.interference import InterferenceModel
 from predictor.registry import ModelLoadError, ModelRegistry
 from predictor.service.auth import TokenAuth
 from predictor.service.errors import install_error_handlers
+from predictor.service.fast_path import ScoreFastPath
 from predictor.service.history_sync import HistorySync
 from predictor.service.metrics import ServiceMetrics
 from predictor.service.model_slot import ModelSlot, Watcher
@@ -107,9 +108,8 @@ def _install_metrics_hooks(app: Flask, metrics: ServiceMetrics) -> None:
     def _observe(resp: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         t0 = g.get("t0")
-        if t0 is not None:
-            metrics.latency.labels(route=rule).observe(time.perf_counter() - t0)
-        metrics.requests.labels(route=rule, method=request.method, status=resp.status_code).inc()
+        elapsed = time.perf_counter() - t0 if t0 is not None else 0.0
+        metrics.request_done(rule, request.method, resp.status_code, elapsed)
         return resp
 
 
@@ -154,6 +154,7 @@ def create_app(
     _install_metrics_hooks(app, service.metrics)
     for module in (jobs, models, profiles_api, energy_api, health):
         app.register_blueprint(module.bp)
+    app.wsgi_app = ScoreFastPath(app.wsgi_app, service)  # type: ignore[method-assign]
     if watch:
         service.watcher.start()
         service.placement.start()

@@ -75,7 +75,11 @@ def _hint_warnings(service: Service, hints: PlacementHintsBody | None) -> list[s
 def score(job: JobDescriptor) -> ScoreResult:
     """One job (as ``job_submit`` sees it) -> prediction, interval, GPU time, priority."""
     service = _service()
-    loaded = _served(service)
+    return score_one(service, _served(service), job)
+
+
+def score_one(service: Service, loaded: LoadedModel, job: JobDescriptor) -> ScoreResult:
+    """The answer for one job (the route above and :mod:`predictor.service.fast_path`)."""
     now = time.time()
     row = pending_row(job, now)
     s = service.scorer.score_rows(loaded, [row], service.history.store, now)

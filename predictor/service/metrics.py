@@ -10,6 +10,7 @@ them with ``MultiProcessCollector``, so counts cover all workers.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +25,7 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_MAX_CACHED = 256  # (route, method, status) label combinations kept by request_done
 disable_created_metrics()  # the *_created samples only add noise for scrapers
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -99,6 +101,26 @@ class ServiceMetrics:
         self.model_swaps = Counter(
             "foresight_model_swaps", "Model loads, by outcome", ["outcome"], registry=reg
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its latency.
+
+        The labelled children are looked up once per (route, method, status) and
+        kept (``labels()`` costs more than the update itself); clients choose the
+        method, so at most :data:`_MAX_CACHED` combinations are kept.
+        """
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.latency.labels(route=route),
+                self.requests.labels(route=route, method=method, status=status),
+            )
+            if len(self._request_children) < _MAX_CACHED:
+                self._request_children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def set_serving(self, version: str | None, previous: str | None) -> None:
         """Mark ``version`` as served (1) and ``previous`` as no longer served (0)."""

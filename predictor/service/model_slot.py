@@ -3,7 +3,9 @@
 A new model is loaded completely (in the request thread of ``/reload`` or
 ``/activate``, or in this worker's watcher thread) while the current one keeps
 answering; only then is the reference replaced, under a lock. A file that fails
-to load is refused with its path and reason and the old model stays.
+to load is refused with its path and reason and the old model stays. An
+XGBoost model is served through :func:`~predictor.service.fast_trees.lean_model`
+(the same trees, a cheaper single-row call).
 
 Every gunicorn worker has its own slot. The registry's active marker and a
 reload stamp on disk are the shared truth: each worker's watcher notices a
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from predictor.registry import ModelLoadError, ModelRegistry
+from predictor.service.fast_trees import lean_model
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class ModelSlot:
         with self._swap_lock:
             previous = self._current
             try:
-                model = self.registry.load(version)
+                model = lean_model(self.registry.load(version))
             except ModelLoadError as exc:
                 self.last_error = exc
                 if self._on_refuse is not None:
