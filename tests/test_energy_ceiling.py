@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from energy.ceiling import budget_ceiling, plan_levels
+from energy.ceiling import budget_ceiling, plan_levels, shortfall_ceiling
 
 
 def share_of(demand: np.ndarray, total: np.ndarray, wakes: list[int]) -> float:
@@ -50,3 +50,29 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         budget_ceiling(np.ones(3), np.ones(2), 1)
     with pytest.raises(ValueError, match="max_wakes"):
         budget_ceiling(np.ones(3), np.ones(3), -1)
+
+
+def test_shortfall_budget_shaves_a_one_step_spike() -> None:
+    demand, total = np.array([2.0, 2, 9, 2, 2]), np.full(5, 10.0)
+    result = shortfall_ceiling(demand, total, 0, 1)
+    assert result["off_share"][0] == pytest.approx(0.38)  # 9 kept on until the spike
+    assert result["off_share"][1] == pytest.approx(0.8) and result["short_steps"] == [2]
+
+
+def test_shortfall_plans_are_feasible_and_never_worse() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        n = int(rng.integers(3, 40))
+        demand, total = rng.integers(0, 10, n).astype(float), np.full(n, 10.0)
+        plain = budget_ceiling(demand, total, 2)
+        result = shortfall_ceiling(demand, total, 2, 3)
+        shares = [result["off_share"][s] for s in range(4)]
+        assert shares[0] == pytest.approx(plain["off_share"][2])
+        assert all(b >= a for a, b in itertools.pairwise(shares))
+        levels = result["levels"]
+        short = np.flatnonzero(demand > levels).tolist()
+        assert short == result["short_steps"] and len(short) <= 3
+        assert len(result["wake_steps"]) <= 2
+        assert np.mean((total - levels) / total) == pytest.approx(shares[3], abs=1e-5)
+    with pytest.raises(ValueError, match="max_short"):
+        shortfall_ceiling(np.ones(3), np.ones(3), 1, -1)
