@@ -9,7 +9,10 @@ median of that key's last five run times) and add the anchor back: a model
 that has learned nothing predicts that recency estimate, and every split has
 to earn its deviation from it. XGBoost uses an L1 objective (the median in log
 space is what "accuracy" = mean min(p,a)/max(p,a) = mean exp(-|log p - log a|)
-rewards). The interval comes from held-out residual quantiles.
+rewards). The newest training rows (held out) choose how much of the learned
+correction to keep, or the plain time limit where that predicts them better
+(a log without user ids has no recency to anchor on); their residual
+quantiles give the interval.
 
 ``causal_predictions`` replays a log: every job gets a prediction from a model
 trained only on jobs that had ended before its submit time, retrained on a
@@ -120,14 +123,18 @@ def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> n
     names = list(feature_names)
     recency = _first_known(X, names, ANCHOR_FEATURES)
     ratio = _first_known(X, names, LIMIT_RATIO_FEATURES)
-    req = X[:, names.index("req_limit")].astype(np.float64)  # log1p(limit), NaN if none
-    with np.errstate(invalid="ignore"):
-        limit = np.log(np.maximum(np.expm1(req), 1.0))
-    scaled = limit + ratio
+    scaled = _log_limit(X, names) + ratio
     median = X[:, names.index(TEMPLATE_MEDIAN)].astype(np.float64)
     scaled = np.where(np.isnan(median) | np.isnan(scaled), scaled, 0.5 * (scaled + median))
     anchor = np.where(np.isnan(scaled), recency, scaled)
     return np.nan_to_num(anchor, nan=0.0)
+
+
+def _log_limit(X: np.ndarray, names: list[str]) -> np.ndarray:
+    """log(time limit) per row (the anchor's scale), NaN where the job has none."""
+    req = X[:, names.index("req_limit")].astype(np.float64)  # log1p(limit), NaN if none
+    with np.errstate(invalid="ignore"):
+        return np.log(np.maximum(np.expm1(req), 1.0))
 
 
 def _anchor_one(row: Sequence[float]) -> float:
@@ -154,6 +161,7 @@ class DurationModel:
     schema_version: int = FEATURE_SCHEMA_VERSION
     interval: tuple[float, float] = (-1.0, 1.0)  # residual log-quantiles
     shrink: float = 1.0  # weight of the learned correction on top of the anchor
+    use_limit: bool = False  # validation preferred the plain time limit (where a job has one)
     n_train: int = 0
     estimator: Any = None
     anchor_version: int = 0  # ANCHOR_VERSION once fitted
@@ -174,15 +182,20 @@ class DurationModel:
         n_val = int(X.shape[0] * cfg.validation_fraction) if X.shape[0] >= 500 else 0
         fit_rows = slice(0, X.shape[0] - n_val)
         self.estimator = self._fit_estimator(X[fit_rows], (y - anchor)[fit_rows])
+        self.use_limit, self.shrink = False, 1.0
         if n_val:
-            # choose how far to trust the correction on the newest (held-out) rows
+            # on the newest (held-out) rows: the plain time limit, or the anchor plus
+            # the correction shrunk by each of shrink_grid (ties: the simpler, first)
             val = slice(X.shape[0] - n_val, X.shape[0])
             raw, err0 = self._raw(X[val]), (y - anchor)[val]
-            scores = [np.exp(-np.abs(err0 - lam * raw)).mean() for lam in cfg.shrink_grid]
-            self.shrink = float(cfg.shrink_grid[int(np.argmax(scores))])
-            residual = err0 - self.shrink * raw
+            candidates = [(False, lam, err0 - lam * raw) for lam in cfg.shrink_grid]
+            log_limit = _log_limit(X[val], list(self.feature_names))
+            if not np.isnan(log_limit).all():
+                limit_err = np.where(np.isnan(log_limit), err0, y[val] - log_limit)
+                candidates.insert(0, (True, 0.0, limit_err))
+            scores = [float(np.exp(-np.abs(err)).mean()) for _, _, err in candidates]
+            self.use_limit, self.shrink, residual = candidates[int(np.argmax(scores))]
         else:
-            self.shrink = 1.0
             residual = (y - anchor) - self._raw(X)
         lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
         self.interval = (float(lo), float(hi))
@@ -233,7 +246,14 @@ class DurationModel:
     def predict_log(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Predicted natural-log run times."""
         X = _matrix(X)
-        return self.shrink * self._raw(X) + anchor_log(X, self.feature_names)
+        center = self.shrink * self._raw(X) + anchor_log(X, self.feature_names)
+        if self._use_limit():
+            log_limit = _log_limit(X, list(self.feature_names))
+            center = np.where(np.isnan(log_limit), center, log_limit)
+        return center
+
+    def _use_limit(self) -> bool:
+        return self.__dict__.get("use_limit", False)  # pickles older than the field: False
 
     def predict(
         self, X: np.ndarray | pd.DataFrame, gpus: np.ndarray | pd.Series | None = None
@@ -259,10 +279,12 @@ class DurationModel:
     def predict_one(self, features: Sequence[float]) -> tuple[float, float, float]:
         """Fast path for one feature row: ``(runtime_s, lo_s, hi_s)``."""
         row = np.asarray(features, dtype=np.float32).reshape(1, -1)
-        if tuple(self.feature_names) == FEATURE_NAMES:
-            center = self.shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
-        else:
+        if tuple(self.feature_names) != FEATURE_NAMES:
             center = float(self.predict_log(row)[0])
+        elif self._use_limit() and not math.isnan(req := float(row[0, _LIMIT_AT])):
+            center = math.log(max(math.expm1(req), 1.0))  # validation chose the plain limit
+        else:
+            center = self.shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
         lo, hi = self.interval
         return math.exp(center), math.exp(center + lo), math.exp(center + hi)
 
@@ -276,6 +298,7 @@ class DurationModel:
             "feature_names": list(self.feature_names),
             "interval_log": list(self.interval),
             "shrink": self.shrink,
+            "use_limit": self._use_limit(),
             "n_train": self.n_train,
             "anchor_version": self.anchor_version,
         }
