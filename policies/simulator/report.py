@@ -40,14 +40,8 @@ def write_report(
         step = max(jct.size // MAX_PLOT_POINTS, 1)
         ax.plot(np.maximum(jct[::step], 1.0), cdf[::step], label=_label(result))
     ax.set_xscale("log")
-    ax.set_xlabel("job completion time (s)")
-    ax.set_ylabel("fraction of jobs")
-    ax.set_title(f"JCT CDF — {document.get('log', '')}", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(written[1], dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, written[1], "job completion time (s)", "fraction of jobs",
+            f"JCT CDF — {document.get('log', '')}")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for result in results.values():
@@ -57,14 +51,8 @@ def write_report(
         step = max(times.size // MAX_PLOT_POINTS, 1)
         days = (times[::step] - times[0]) / 86400.0
         ax.step(days, lengths[::step], where="post", label=_label(result), linewidth=0.8)
-    ax.set_xlabel("days since first submission")
-    ax.set_ylabel("jobs waiting")
-    ax.set_title(f"Queue length — {document.get('log', '')}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(written[2], dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, written[2], "days since first submission", "jobs waiting",
+            f"Queue length — {document.get('log', '')}")
 
     colocated = [r for r in results.values() if r.held is not None]
     if colocated:
@@ -78,15 +66,23 @@ def write_report(
             step = max(stretch.size // MAX_PLOT_POINTS, 1)
             ax.plot(stretch[::step], cdf[::step], label=_label(result))
         ax.axvline(1 / 0.85, color="grey", linestyle="--", linewidth=0.8, label="15% slowdown")
-        ax.set_xlabel("stretch = wall time held / solo run time")
-        ax.set_ylabel("fraction of jobs")
-        ax.set_title(f"Co-location slowdown — {document.get('log', '')}", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(written[3], dpi=110)
-        plt.close(fig)
+        _finish(fig, ax, written[3], "stretch = wall time held / solo run time",
+                "fraction of jobs", f"Co-location slowdown — {document.get('log', '')}")
     return written
+
+
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid and legend ``ax``, save ``fig`` as ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _label(result: SimResult) -> str:
