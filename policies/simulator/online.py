@@ -116,8 +116,7 @@ class ReplayPredictor:
         rec["end_time"] = end
         self.ended_at[row] = end
         if self.run[row] > 0:
-            # the single-mapping form of add_completed (which costs ~5 ms per call)
-            self.history._fold_ended(rec, self.keys[row])
+            self.history.record_completed(rec, self.keys[row])
 
     def _advance(self, now: float) -> None:
         """Fold in the prior (pre-window) submissions and ends up to ``now``, in time order."""

@@ -65,15 +65,9 @@ class KeyStats:
         self.n_submitted = 0
         self.last_submit = NAN
 
-    def add_ended(self, run_time: float, end_time: float, time_limit: float) -> None:
-        """Fold in one ended job."""
-        lg = log_runtime(run_time)
-        ratio = lg - log_runtime(time_limit) if time_limit > 0 else NAN
-        self.add_ended_log(run_time, lg, end_time, ratio)
-
-    def add_ended_log(self, run_time: float, lg: float, end_time: float, ratio: float) -> None:
-        """:meth:`add_ended` given ``lg = log_runtime(run_time)`` and ``ratio = lg -
-        log_runtime(time_limit)`` (NaN without a limit), computed once for all of a job's keys."""
+    def add_ended(self, run_time: float, lg: float, end_time: float, ratio: float) -> None:
+        """Fold in one ended job, given ``lg = log_runtime(run_time)`` and ``ratio = lg -
+        log_runtime(time_limit)`` (NaN without a limit), computed once for all its keys."""
         n = self.n = self.n + 1
         self.sum_log += lg
         self.sumsq_log += lg * lg

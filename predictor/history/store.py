@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,10 @@ class HistoryStore:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self._buckets: dict[str, dict[str, KeyStats]] = {kind: {} for kind in ALL_KINDS}
+        # reads use .get (no bucket is made by a look-up); folds create buckets on first use
+        self._buckets: dict[str, defaultdict[str, KeyStats]] = {
+            kind: defaultdict(KeyStats) for kind in ALL_KINDS
+        }
         self._ended_ids: set[tuple[str, float]] = set()
         self._submitted_ids: set[tuple[str, float]] = set()
         self._db: sqlite3.Connection | None = None
@@ -139,11 +143,7 @@ class HistoryStore:
         ratio = lg - log_runtime(limit) if limit > 0 else NAN
         buckets = self._buckets
         for kind, key in (keys if keys is not None else job_keys(job)).items():
-            bucket = buckets[kind]
-            stats = bucket.get(key)
-            if stats is None:
-                stats = bucket[key] = KeyStats()
-            stats.add_ended_log(run, lg, end, ratio)
+            buckets[kind][key].add_ended(run, lg, end, ratio)
         return True
 
     def _fold_submitted(
@@ -154,12 +154,9 @@ class HistoryStore:
             return False
         self._submitted_ids.add(ident)
         submit = _float(job["submit_time"])
+        buckets = self._buckets
         for kind, key in (keys if keys is not None else job_keys(job)).items():
-            bucket = self._buckets[kind]
-            stats = bucket.get(key)
-            if stats is None:
-                stats = bucket[key] = KeyStats()
-            stats.add_submitted(submit)
+            buckets[kind][key].add_submitted(submit)
         return True
 
     def add_completed(self, jobs: pd.DataFrame) -> int:
@@ -192,6 +189,17 @@ class HistoryStore:
         new = self._fold_submitted(row)
         if new:
             self._persist("submitted", _SUBMITTED_COLS, [row])
+        return new
+
+    def record_completed(
+        self, job: Mapping[str, Any], keys: Mapping[str, str] | None = None
+    ) -> bool:
+        """Fold in one ended job given as a mapping (``run_time`` > 0 and ``end_time`` set;
+        ``keys`` = its :func:`job_keys` if known): the one-job form of :meth:`add_completed`."""
+        row = {c: job.get(c) for c in _ENDED_COLS}
+        new = self._fold_ended(row, keys)
+        if new:
+            self._persist("ended", _ENDED_COLS, [row])
         return new
 
     # --- queries -----------------------------------------------------------
