@@ -29,7 +29,7 @@ from predictor.history import (
     job_keys,
 )
 from predictor.history.batch import Events, JobValues, bucket_features
-from predictor.history.keys import key_codes
+from predictor.history.keys import combined_codes, key_codes
 
 #: Bump when the meaning or order of features changes: models trained on another
 #: schema version refuse to load.
@@ -155,9 +155,7 @@ def _identity_codes(jobs: pd.DataFrame, submit: np.ndarray) -> np.ndarray:
     ids = jobs["job_id"].astype(str).to_numpy(object) if "job_id" in jobs else np.full(
         len(jobs), "", dtype=object)
     rounded = np.where(np.isfinite(submit), np.round(submit), -1.0)
-    id_code = pd.factorize(ids)[0].astype(np.int64)
-    sub_code = pd.factorize(rounded)[0].astype(np.int64)
-    return pd.factorize(id_code * (int(sub_code.max(initial=0)) + 1) + sub_code)[0]
+    return combined_codes(pd.factorize(ids)[0], pd.factorize(rounded)[0])
 
 
 def _first_occurrence(values: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ def _text_column(jobs: pd.DataFrame, field: str) -> np.ndarray:
     return jobs[field].fillna("").astype(str).to_numpy(dtype=object)
 
 
-def _codes(*parts: np.ndarray) -> np.ndarray:
+def combined_codes(*parts: np.ndarray) -> np.ndarray:
     """Dense int64 ids of the row-wise tuples of ``parts`` (each already int codes)."""
     code = parts[0].astype(np.int64)
     for part in parts[1:]:
@@ -135,5 +135,5 @@ def key_codes(jobs: pd.DataFrame) -> dict[str, np.ndarray]:
     }
     out: dict[str, np.ndarray] = {"all": np.zeros(n, dtype=np.int64)}
     for kind, (present, parts) in made.items():
-        out[kind] = np.where(present, _codes(*parts), -1)
+        out[kind] = np.where(present, combined_codes(*parts), -1)
     return out

@@ -137,13 +137,18 @@ def _log_limit(X: np.ndarray, names: list[str]) -> np.ndarray:
         return np.log(np.maximum(np.expm1(req), 1.0))
 
 
+def _log_limit_one(req: float) -> float:
+    """:func:`_log_limit` of one row's ``req_limit`` feature (``log1p(limit)``, not NaN)."""
+    return math.log(max(math.expm1(req), 1.0))
+
+
 def _anchor_one(row: Sequence[float]) -> float:
     """:func:`anchor_log` of one :data:`FEATURE_NAMES` row without numpy (service fast path)."""
     req = row[_LIMIT_AT]
     if not math.isnan(req):
         for i in _RATIO_AT:
             if not math.isnan(row[i]):
-                scaled = math.log(max(math.expm1(req), 1.0)) + row[i]
+                scaled = _log_limit_one(req) + row[i]
                 median = row[_TEMPLATE_MEDIAN_AT]
                 return scaled if math.isnan(median) else 0.5 * (scaled + median)
     for i in _RECENCY_AT:
@@ -282,7 +287,7 @@ class DurationModel:
         if tuple(self.feature_names) != FEATURE_NAMES:
             center = float(self.predict_log(row)[0])
         elif self._use_limit() and not math.isnan(req := float(row[0, _LIMIT_AT])):
-            center = math.log(max(math.expm1(req), 1.0))  # validation chose the plain limit
+            center = _log_limit_one(req)  # validation chose the plain limit
         else:
             center = self.shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
         lo, hi = self.interval
@@ -377,13 +382,6 @@ def fit_models(
     def fit(rows: np.ndarray | slice) -> DurationModel:
         return DurationModel(config).fit(X[rows], run_time[rows])
 
-    if workers == 1 or len(row_sets) <= 1:
-        models = []
-        for rows in row_sets:
-            models.append(fit(rows))
-            if done is not None:
-                done(len(models))
-        return models
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(fit, rows) for rows in row_sets]
         for n_done, _ in enumerate(as_completed(futures), start=1):

@@ -93,8 +93,6 @@ def boundary_weights(
 ) -> np.ndarray:
     """Training weights ``1 + gain * exp(-((speed - at) / width)^2)`` (all 1 when ``gain`` is 0)."""
     y = np.asarray(speed, dtype=np.float64)
-    if gain == 0:
-        return np.ones_like(y)
     return 1.0 + gain * np.exp(-(((y - at) / width) ** 2))
 
 
