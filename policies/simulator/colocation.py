@@ -137,13 +137,11 @@ def lucid_speeds(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def pair_positions(pairs_path: Path | str, index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
     """Profile positions (in ``index``) of both sides of each Lucid pair row (-1: unknown)."""
+    from predictor.interference.evaluation import lucid_side_keys
+
     pairs = pd.read_csv(pairs_path)
-    pos = []
-    for i in (1, 2):
-        keys = zip(pairs[f"model{i}"], pairs[f"dataset{i}"], pairs[f"batchsize{i}"].astype(int),
-                   pairs[f"amp{i}"].astype(int), strict=True)  # fmt: skip
-        pos.append(index.get_indexer(list(keys)))
-    return pos[0], pos[1]
+    side_a, side_b = (index.get_indexer(lucid_side_keys(pairs, i)) for i in (1, 2))
+    return side_a, side_b
 
 
 def pair_means(

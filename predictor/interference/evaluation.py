@@ -84,6 +84,13 @@ def load_lucid_profiles(path: Path | str) -> pd.DataFrame:
     return out
 
 
+def lucid_side_keys(pairs: pd.DataFrame, side: int) -> list[tuple[Any, Any, int, int]]:
+    """The solo-profile key (model, dataset, batch size, AMP) of side ``side`` (1 or 2) of
+    every Lucid pair row, as the profiles' index holds it."""
+    cols = [pairs[f"{k}{side}"] for k in _LUCID_KEY]
+    return list(zip(cols[0], cols[1], cols[2].astype(int), cols[3].astype(int), strict=True))
+
+
 def load_lucid(pairs_path: Path | str, profiles_path: Path | str) -> PairTable:
     """Lucid measured pairs joined to their solo profiles (every pair side must have one)."""
     profiles = load_lucid_profiles(profiles_path)
@@ -94,8 +101,7 @@ def load_lucid(pairs_path: Path | str, profiles_path: Path | str) -> PairTable:
         raise ValueError(f"{pairs_path}: pairs lack column(s): {', '.join(sorted(missing))}")
     sides = []
     for i in (1, 2):
-        cols = [pairs[f"{k}{i}"] for k in _LUCID_KEY]
-        keys = list(zip(cols[0], cols[1], cols[2].astype(int), cols[3].astype(int), strict=True))
+        keys = lucid_side_keys(pairs, i)
         absent = [k for k in keys if k not in profiles.index]
         if absent:
             raise ValueError(f"{pairs_path}: {len(absent)} pair side(s) have no solo profile in "
