@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,13 +38,12 @@ def _call(port: int, method: str, path: str, body: object = None,
     return resp.status, resp.read()
 
 
-@pytest.mark.timeout(90)
-def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> None:
-    home = make_home(trained_home, tmp_path / "home")
-    port = _free_port()
+@contextlib.contextmanager
+def _serving(home: Path, port: int, *options: str) -> Iterator[subprocess.Popen]:
+    """``foresight serve`` on ``port`` until the block ends (then SIGTERM, exit 0 checked)."""
     exe = Path(sys.executable).with_name("foresight")
     proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--workers", "2"],
+        [str(exe), "serve", "--port", str(port), *options],
         env=dict(os.environ, FORESIGHT_HOME=str(home)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -58,6 +59,18 @@ def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> Non
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             assert time.time() < deadline, "serve did not become ready"
             time.sleep(0.3)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+@pytest.mark.timeout(90)
+def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> None:
+    home = make_home(trained_home, tmp_path / "home")
+    port = _free_port()
+    with _serving(home, port, "--workers", "2"):
         job = {"user": "alice", "time_limit": 3600, "cpus": 4}
         for _ in range(6):
             status, body = _call(port, "POST", "/v1/jobs/score", job)
@@ -69,10 +82,37 @@ def test_serve_two_workers_end_to_end(trained_home: Path, tmp_path: Path) -> Non
         metrics = text.decode()
         line = 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}'
         assert status == 200 and f"{line} 6.0" in metrics  # counted across both workers
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0
+
+
+@pytest.mark.timeout(90)
+def test_kept_alive_connections_share_one_worker(trained_home: Path, tmp_path: Path) -> None:
+    """One worker, two threads: a lingering keep-alive connection never starves another.
+
+    The hook's connection keeps its thread between requests (``StickyThreadWorker``);
+    a second client's connection and requests are still answered meanwhile, and
+    both connections keep working, alternating, and after an idle pause.
+    """
+    home = make_home(trained_home, tmp_path / "home")
+    port = _free_port()
+    job = json.dumps({"user": "alice", "time_limit": 3600, "cpus": 4}).encode()
+    with _serving(home, port, "--workers", "1", "--threads", "2"):
+        hook = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        daemon = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        other = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for round_ in range(3):
+            for conn in (hook, hook, daemon, hook, other, daemon):
+                conn.request("POST", "/v1/jobs/score", body=job,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+                resp = conn.getresponse()
+                assert resp.status == 200 and json.loads(resp.read())["runtime_s"] > 0
+                assert not resp.will_close  # kept alive, same socket next time
+            if round_ == 1:
+                time.sleep(0.8)  # longer than the linger: back to the poller, still alive
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        for c in (hook, daemon, other, conn):
+            c.close()
 
 
 @pytest.mark.timeout(120)

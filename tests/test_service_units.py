@@ -69,7 +69,8 @@ def test_gunicorn_options_follow_config(tmp_path: Path) -> None:
     cfg = load_config(environ={}, state_dir=tmp_path, port=9999, workers=3)
     opts = gunicorn_options(cfg)
     assert opts["bind"] == "127.0.0.1:9999"
-    assert (opts["workers"], opts["worker_class"], opts["threads"]) == (3, "gthread", 2)
+    assert (opts["workers"], opts["threads"]) == (3, 2)
+    assert opts["worker_class"] == "predictor.service.worker.StickyThreadWorker"
     assert opts["control_socket"].startswith(str(tmp_path))
 
 

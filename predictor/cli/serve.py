@@ -39,7 +39,7 @@ def gunicorn_options(config: ServiceConfig) -> dict[str, Any]:
     return {
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
-        "worker_class": "gthread",
+        "worker_class": "predictor.service.worker.StickyThreadWorker",
         "threads": config.threads,
         "keepalive": 75,
         "timeout": 120,

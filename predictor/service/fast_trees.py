@@ -87,15 +87,21 @@ class CompiledTrees:
         )
         self.roots = np.asarray(roots, dtype=np.int64)
         self.depth = depth
+        # The walk's own layout: a missing value goes where the split's default says by
+        # reading the row's copy in which missing is -inf (left) or +inf (right), so one
+        # gather picks the value and ``value >= threshold`` is "go right" in every case.
+        self._column = self.feature + np.where(self.default_left, 0, self.n_features)
+        self._children = np.stack([self.left, self.right], axis=1).ravel()
 
     def predict_row(self, row: np.ndarray) -> float:
         """The booster's prediction for one float32 row (NaN = missing)."""
+        missing = np.isnan(row)
+        low, high = np.float32(-np.inf), np.float32(np.inf)
+        both = np.concatenate((np.where(missing, low, row), np.where(missing, high, row)))
         node = self.roots
         for _ in range(self.depth):
-            value = row[self.feature[node]]
-            below = value < self.threshold[node]
-            go_left = np.where(np.isnan(value), self.default_left[node], below)
-            node = np.where(go_left, self.left[node], self.right[node])
+            right = both[self._column[node]] >= self.threshold[node]
+            node = self._children[2 * node + right]
         return self.base_score + float(self.leaf[node].sum(dtype=np.float32))
 
     def inplace_predict(self, X: Any, **kwargs: Any) -> np.ndarray:
