@@ -5,8 +5,13 @@ one batch call to the service (which applies the configured policy, QSSF with
 ageing by default), and updates only the site factors that changed by at least
 ``min_change``, largest changes first, at most ``max_updates`` per cycle.
 Bounded work: at most ``max_jobs`` pending jobs (the oldest) are scored per
-cycle. A Slurm or service outage costs one cycle: the error is logged, the
-daemon sleeps and tries again, so it survives restarts of either side.
+cycle. With ``siblings`` (default), a pending job whose burst siblings (same
+user and shape, submitted seconds apart) have ended in the last
+``sibling_lookback_s`` is scored with their run time instead of the model's
+prediction (:mod:`slurm_hooks.siblings`; one ``sacct`` call per cycle, and if
+accounting cannot be read the cycle scores without it). A Slurm or service
+outage costs one cycle: the error is logged, the daemon sleeps and tries
+again, so it survives restarts of either side.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from slurm_hooks.completion_feed import FINISHED
 from slurm_hooks.service_client import ServiceClient, ServiceError
+from slurm_hooks.siblings import sibling_runtimes
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
 log = logging.getLogger("foresight.priority_daemon")
@@ -34,6 +42,7 @@ class CycleReport:
     unchanged: int = 0
     deferred: int = 0  #: changed, but over this cycle's update budget
     skipped_no_limit: int = 0
+    siblings: int = 0  #: pending jobs scored with their ended burst siblings' run time
     failed_updates: int = 0
     error: str | None = None
     updates: list[tuple[str, int, int]] = field(default_factory=list)  #: (job, old, new)
@@ -43,7 +52,8 @@ class CycleReport:
             return f"cycle skipped: {self.error}"
         return (f"pending={self.pending} scored={self.scored} updated={self.updated} "
                 f"unchanged={self.unchanged} deferred={self.deferred} "
-                f"no_limit={self.skipped_no_limit} failed={self.failed_updates}")
+                f"no_limit={self.skipped_no_limit} siblings={self.siblings} "
+                f"failed={self.failed_updates}")
 
 
 @dataclass
@@ -57,21 +67,26 @@ class PriorityDaemon:
     max_updates: int = 500
     min_change: int = 1
     dry_run: bool = False
+    siblings: bool = True
+    sibling_lookback_s: float = 86400.0
 
     def cycle(self) -> CycleReport:
         """One pass: read the queue, score it, update what changed."""
         report = CycleReport()
         try:
-            pending = self.adapter.queue(states=("PENDING",))
+            queue = self.adapter.queue(states=("PENDING", "RUNNING"))
         except SlurmCommandError as exc:
             report.error = f"cannot read the queue: {exc}"
             return report
+        pending = queue[queue["state"] == "PENDING"]
         report.pending = len(pending)
         has_limit = pending["time_limit"].notna() & (pending["time_limit"] > 0)
         report.skipped_no_limit = int((~has_limit).sum())
         pending = pending[has_limit].sort_values("submit_time").head(self.max_jobs)
         if pending.empty:
             return report
+        if self.siblings:
+            pending = self._with_siblings(queue, pending, report)
         try:
             scores = self.client.score_batch(pending)
         except ServiceError as exc:
@@ -100,6 +115,25 @@ class PriorityDaemon:
             report.updated += 1
             report.updates.append((str(row.job_id), int(row.old), int(row.new)))
         return report
+
+    def _with_siblings(
+        self, queue: pd.DataFrame, pending: pd.DataFrame, report: CycleReport
+    ) -> pd.DataFrame:
+        """``pending`` with ``sibling_runtime_s`` where ended burst siblings are known."""
+        try:
+            ended = self.adapter.jobs(since=time.time() - self.sibling_lookback_s,
+                                      states=FINISHED)  # fmt: skip
+        except SlurmCommandError as exc:
+            log.info("scoring without burst siblings: cannot read accounting: %s", exc)
+            return pending
+        try:
+            known = sibling_runtimes(queue, ended)
+        except ValueError as exc:  # unusable times in Slurm's answer: score without them
+            log.warning("scoring without burst siblings: %s", exc)
+            return pending
+        pending = pending.assign(sibling_runtime_s=pending["job_id"].astype(str).map(known))
+        report.siblings = int(pending["sibling_runtime_s"].notna().sum())
+        return pending
 
     def run(self, cycles: int | None = None,
             sleep: Callable[[float], None] = time.sleep) -> None:

@@ -50,6 +50,7 @@ def descriptor(row: Mapping[str, Any]) -> dict[str, Any]:
         "nodes": max(_int_or_none(row.get("nodes")) or 1, 1),
         "mem_mb": _clean(row.get("mem_mb")),
         "submit_time": _clean(row.get("submit_time")),
+        "sibling_runtime_s": _clean(row.get("sibling_runtime_s")),
     }
     return {k: v for k, v in body.items() if v is not None}
 
@@ -57,6 +58,7 @@ def descriptor(row: Mapping[str, Any]) -> dict[str, Any]:
 def completion(row: Mapping[str, Any]) -> dict[str, Any]:
     """A finished job's canonical row -> the body of ``/v1/jobs/complete``."""
     body = descriptor(row)
+    body.pop("sibling_runtime_s", None)  # a pending job's score input, not a record field
     body.update(
         start_time=_clean(row.get("start_time")),
         end_time=_clean(row.get("end_time")),

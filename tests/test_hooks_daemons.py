@@ -49,7 +49,7 @@ class FakeSlurm:
     def jobs(self, since, until=None, states=None) -> pd.DataFrame:
         if self.down:
             raise SlurmCommandError(["sacct"], 1, "Connection refused")
-        f = self.finished
+        f = self.finished if self.finished is not None else to_canonical(pd.DataFrame())
         return f[f["end_time"] >= since].reset_index(drop=True)
 
 
@@ -63,6 +63,7 @@ class FakeService:
         self.fail_after: int | None = None
 
     def score_batch(self, jobs: pd.DataFrame) -> pd.DataFrame:
+        self.last_batch = jobs
         if self.down:
             raise ServiceError("POST /v1/jobs/score:batch: connection refused")
         return pd.DataFrame({"job_id": jobs["job_id"],
@@ -137,6 +138,42 @@ def test_daemon_dry_run_changes_nothing():
     slurm = FakeSlurm(queue_frame(PENDING[:3]))
     report = PriorityDaemon(slurm, FakeService({"1": 5, "2": 6, "3": 7}), dry_run=True).cycle()
     assert report.updated == 3 and slurm.updates == []
+
+
+def test_daemon_scores_waiting_siblings_with_their_ended_siblings_run_time():
+    now = time.time()
+    burst = [{"job_id": str(i), "user": "sweep", "cpus": 4, "time_limit": 3600,
+              "submit_time": now - 3000 + 10 * i} for i in range(4)]  # fmt: skip
+    ended = to_canonical(pd.DataFrame([
+        {**burst[0], "start_time": now - 2900, "end_time": now - 2500, "state": "COMPLETED"},
+        {**burst[1], "start_time": now - 2900, "end_time": now - 2000, "state": "FAILED"},
+    ]))  # fmt: skip
+    queue = queue_frame([
+        {**burst[2], "state": "RUNNING"},
+        {**burst[3], "state": "PENDING"},
+        {"job_id": "9", "user": "sweep", "cpus": 4, "time_limit": 3600, "state": "PENDING",
+         "submit_time": now - 100},  # the same user and shape, but 40 min later: a new burst
+    ])  # fmt: skip
+    service = FakeService({"3": 5, "9": 6})
+    daemon = PriorityDaemon(FakeSlurm(queue, ended), service)
+    report = daemon.cycle()
+    assert report.pending == 2 and report.scored == 2 and report.siblings == 1
+    got = service.last_batch.set_index("job_id")["sibling_runtime_s"]
+    assert got["3"] == pytest.approx(math.sqrt(400 * 900))  # geometric mean of 400 s and 900 s
+    assert math.isnan(got["9"])
+    body = descriptor(service.last_batch.iloc[0].to_dict())
+    assert body["sibling_runtime_s"] == pytest.approx(600.0)
+    assert "sibling_runtime_s" not in descriptor(service.last_batch.iloc[1].to_dict())
+
+
+def test_daemon_scores_without_siblings_when_accounting_is_down():
+    slurm = FakeSlurm(queue_frame(PENDING[:2]))
+    slurm.jobs = lambda *a, **k: (_ for _ in ()).throw(  # sacct fails, squeue works
+        SlurmCommandError(["sacct"], 1, "Connection refused"))  # fmt: skip
+    service = FakeService({"1": 1, "2": 2})
+    report = PriorityDaemon(slurm, service).cycle()
+    assert report.error is None and report.scored == 2 and report.siblings == 0
+    assert "sibling_runtime_s" not in service.last_batch.columns
 
 
 T0 = time.time() - 5000

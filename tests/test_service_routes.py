@@ -86,6 +86,26 @@ def test_batch_matches_single_on_one_site_factor_scale(
     assert factors == sorted(factors) and len(set(factors)) > 1
 
 
+def test_ended_siblings_run_time_replaces_the_prediction(client: FlaskClient) -> None:
+    """The priority daemon's ``sibling_runtime_s``: QSSF ranks by it, the interval covers it."""
+    now = time.time()
+    model = client.post("/v1/jobs/score:batch", json={"jobs": [{**JOB, "submit_time": now}]})
+    plain = BatchResponse.model_validate(model.json).results[0]
+    for sibling in (plain.runtime_s / 50, plain.runtime_s * 50):
+        job = {**JOB, "submit_time": now, "sibling_runtime_s": sibling}
+        got = BatchResponse.model_validate(
+            client.post("/v1/jobs/score:batch", json={"jobs": [job]}).json
+        ).results[0]
+        assert got.runtime_s == pytest.approx(sibling)
+        lo, hi = got.runtime_interval_s
+        assert lo <= got.runtime_s <= hi
+        assert (got.priority > plain.priority) == (sibling < plain.runtime_s)  # shorter first
+        single = ScoreResult.model_validate(client.post("/v1/jobs/score", json=job).json)
+        assert single.runtime_s == pytest.approx(sibling) and single.warnings == []
+    bad = client.post("/v1/jobs/score", json={**JOB, "sibling_runtime_s": 0})
+    assert bad.status_code == 400 and bad.json["fields"][0]["field"] == "sibling_runtime_s"
+
+
 def test_unknown_fields_ignored_reported_and_counted(client: FlaskClient) -> None:
     resp = client.post("/v1/jobs/score", json={**JOB, "colour": "blue", "shoe": 9})
     assert resp.status_code == 200

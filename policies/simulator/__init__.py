@@ -10,7 +10,14 @@ from policies.simulator.colocation import Colocation, lucid_colocation
 from policies.simulator.engine import OnlinePredictor, SimResult, simulate
 from policies.simulator.metrics import json_entry, summary
 from policies.simulator.online import ReplayPredictor
-from policies.simulator.replay import OnlineSpec, Replay, prepare_replay, run_policies
+from policies.simulator.replay import (
+    OnlineSpec,
+    Replay,
+    SiblingSpec,
+    prepare_replay,
+    run_policies,
+)
+from policies.simulator.siblings import SiblingRescorer
 from policies.simulator.workload import Workload, build_workload
 
 __all__ = [
@@ -21,6 +28,8 @@ __all__ = [
     "Partition",
     "Replay",
     "ReplayPredictor",
+    "SiblingRescorer",
+    "SiblingSpec",
     "SimResult",
     "Workload",
     "build_workload",

@@ -62,6 +62,11 @@ class OnlinePredictor(Protocol):
         """New predicted run times (s) of the waiting jobs ``rows`` at ``now``."""
         ...
 
+    # Optional: ``refresh(now) -> (rows, predictions)``, polled after the events of
+    # each instant: jobs whose prediction changed since the last call (e.g. because
+    # a sibling ended); those still waiting take the new values (no tick needed).
+    # Optional: ``started(j, now)``, told when job ``j`` starts.
+
 
 @dataclass
 class SimResult:
@@ -200,6 +205,7 @@ class Simulator:
         predictor = self.predictor
         interval = predictor.interval if predictor is not None else math.inf
         tick = math.inf
+        refresh = getattr(predictor, "refresh", None)
         while nxt < n or heap:
             now = min(submit[nxt] if nxt < n else math.inf, heap[0][0] if heap else math.inf)
             if tick < now and self.waiting:
@@ -223,6 +229,8 @@ class Simulator:
                 self.waiting += 1
                 if p not in dirty and (self.preemptive or self._fits_now(j)):
                     dirty.add(p)
+            if refresh is not None and self.waiting:
+                self._refresh(refresh, now, dirty)
             if tick <= now:
                 if self.waiting:
                     self._rescore(now, dirty)
@@ -261,13 +269,36 @@ class Simulator:
     def _set_predictions(
         self, rows: np.ndarray, predict: Callable[[np.ndarray, float], np.ndarray], now: float
     ) -> None:
-        pred = np.asarray(predict(rows, now), dtype=np.float64)
+        self._apply_predictions(rows, np.asarray(predict(rows, now), dtype=np.float64))
+
+    def _apply_predictions(self, rows: np.ndarray, pred: np.ndarray) -> None:
         if pred.shape != rows.shape or not np.all(np.isfinite(pred)):
             raise ValueError(f"online predictor gave {pred.shape} values for {rows.size} jobs "
                              "(need one finite prediction each)")  # fmt: skip
         self.columns["predicted_runtime"][rows] = pred
         if self.policy.estimate == "prediction":
             self.est[rows] = prediction_estimates(pred, self.w.time_limit[rows])
+
+    def _refresh(
+        self,
+        refresh: Callable[[float], tuple[np.ndarray, np.ndarray]],
+        now: float,
+        dirty: set[int],
+    ) -> None:
+        """Apply the predictor's changed predictions to the jobs still waiting."""
+        rows, pred = refresh(now)
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return
+        pred = np.asarray(pred, dtype=np.float64)
+        if pred.shape != rows.shape:
+            raise ValueError(f"online predictor refreshed {rows.size} jobs with {pred.shape} "
+                             "values")  # fmt: skip
+        waiting = ~self.is_running[rows] & np.isnan(self.end[rows])
+        rows, pred = rows[waiting], pred[waiting]
+        if rows.size:
+            self._apply_predictions(rows, pred)
+            dirty.update(self.w.part[rows].tolist())
 
     def _rescore(self, now: float, dirty: set[int]) -> None:
         """Re-predict every waiting job (a tick); their partitions get a pass."""
@@ -317,6 +348,9 @@ class Simulator:
             for k in others[:-1]:
                 self._rerate(k, now)
         heapq.heappush(self.heap, (self._end_of(j, now), int(self.epoch[j]), j))
+        started = getattr(self.predictor, "started", None)
+        if started is not None:
+            started(j, now)
 
     def _work_in_run(self, j: int | np.ndarray, now: float) -> np.ndarray:
         """Work-seconds done in the current run of running job(s) ``j`` by ``now``."""

@@ -34,7 +34,9 @@ from policies.simulator.cluster import (
 from policies.simulator.colocation import Colocation
 from policies.simulator.engine import SimResult, simulate
 from policies.simulator.online import ReplayPredictor
+from policies.simulator.siblings import SiblingRescorer
 from policies.simulator.workload import Workload, build_workload, window_bounds
+from predictor.history.bursts import BURST_GAP_S
 
 DEFAULT_LOAD_WITHOUT_SIZE = 0.7
 
@@ -59,6 +61,15 @@ class OnlineSpec:
     rescore_interval: float = math.inf  # seconds; inf: predict once, at submission
     retrain_interval: float = 7 * 86400.0
     refeaturize: bool = True  # ticks rebuild features from the history (False: submit-time rows)
+
+
+@dataclass(frozen=True)
+class SiblingSpec:
+    """Re-score waiting jobs from their burst's ended siblings (:class:`SiblingRescorer`)."""
+
+    gap: float = BURST_GAP_S  # seconds between two submissions of one burst
+    weight: float = 1.0  # weight of the siblings' mean log run time against the prediction
+    censored_interval: float = math.inf  # seconds between ticks using running siblings' age
 
 
 def infer_cluster(log_path: str | Path, log_format: str, jobs: pd.DataFrame) -> ClusterConfig:
@@ -130,13 +141,19 @@ def run_policies(
     params: dict[str, dict[str, Any]] | None = None,
     online: OnlineSpec | None = None,
     colocation: Colocation | None = None,
+    siblings: SiblingSpec | None = None,
 ) -> dict[str, SimResult]:
     """Replay the workload once per policy (all policies share the one event loop).
 
     ``params`` maps a policy name to keyword overrides (``{"qssf": {"max_wait": ...}}``).
     With ``online``, policies whose reservations use predictions (QSSF) get a
-    fresh :class:`ReplayPredictor` each; ``colocation`` applies to every policy.
+    fresh :class:`ReplayPredictor` each; with ``siblings`` they get a
+    :class:`SiblingRescorer` over the workload's predictions instead (the two
+    do not combine); ``colocation`` applies to every policy.
     """
+    if online is not None and siblings is not None:
+        raise ValueError("sibling re-scoring works on the predictions given to the replay; "
+                         "it does not combine with online predictions")  # fmt: skip
     params = params or {}
     # unknown names fail before any work
     policies = [get_policy(name, **params.get(name.strip().lower(), {})) for name in names]
@@ -151,6 +168,10 @@ def run_policies(
                                         interval=online.rescore_interval,
                                         retrain_interval=online.retrain_interval,
                                         refeaturize=online.refeaturize)  # fmt: skip
+        elif siblings is not None and policy.estimate == "prediction":
+            predictor = SiblingRescorer(replay.workload.jobs, replay.workload.predicted,
+                                        gap=siblings.gap, weight=siblings.weight,
+                                        censored_interval=siblings.censored_interval)  # fmt: skip
         results[policy.name] = simulate(
             replay.workload, replay.cluster, policy, backfill=backfill, progress=callback,
             predictor=predictor, colocation=colocation,

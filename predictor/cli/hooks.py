@@ -41,6 +41,14 @@ def priority_daemon(
     min_change: Annotated[int, typer.Option(help="smallest site-factor change applied")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run/--apply", help="log only")] = False,
     once: Annotated[bool, typer.Option(help="run one cycle and exit")] = False,
+    siblings: Annotated[
+        bool,
+        typer.Option(
+            "--siblings/--no-siblings",
+            help="score a pending job whose burst siblings (same user and shape, submitted "
+            "seconds apart) ended in the last day with their run time (one sacct call a cycle)",
+        ),
+    ] = True,
     slurm_container: Container = None,
     verbose: bool = False,
 ) -> None:
@@ -50,7 +58,7 @@ def priority_daemon(
         adapter=_adapter(slurm_container),
         client=ServiceClient(service, token_file=token_file),
         interval_s=interval, max_jobs=max_jobs, max_updates=max_updates,
-        min_change=min_change, dry_run=dry_run,
+        min_change=min_change, dry_run=dry_run, siblings=siblings,
     )
     daemon.run(cycles=1 if once else None)
 

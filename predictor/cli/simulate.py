@@ -16,7 +16,13 @@ from rich.table import Table
 from policies.base import POLICY_NAMES, get_policy
 from policies.simulator.engine import SimResult
 from policies.simulator.metrics import json_entry, summary
-from policies.simulator.replay import OnlineSpec, Replay, prepare_replay, run_policies
+from policies.simulator.replay import (
+    OnlineSpec,
+    Replay,
+    SiblingSpec,
+    prepare_replay,
+    run_policies,
+)
 from predictor.logs import LogFormatError, read_log
 
 PREDICTION_SOURCES = ("causal", "online", "oracle")
@@ -78,6 +84,15 @@ def simulate(
             "its submit-time features with the current model.",
         ),
     ] = "now",
+    siblings: Annotated[
+        bool,
+        typer.Option(
+            "--siblings/--no-siblings",
+            help="With --predictions causal: when a job ends, re-predict its waiting burst "
+            "siblings (same user and shape, submitted seconds apart) from the siblings' run "
+            "times, as the priority daemon does live (docs/simulator.md).",
+        ),
+    ] = True,
     colocation: Annotated[
         bool,
         typer.Option(
@@ -162,7 +177,10 @@ def simulate(
         except (OSError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
-    results = _run_with_progress(replay, names, backfill, console, params, online, colo)
+    sibling_spec = SiblingSpec() if siblings and predictions == "causal" else None
+    results = _run_with_progress(
+        replay, names, backfill, console, params, online, colo, sibling_spec
+    )
     stats = {name: summary(r) for name, r in results.items()}
     document: dict[str, Any] = {
         "log": str(log),
@@ -182,6 +200,7 @@ def simulate(
             "predictions": predictions,
             "rescore_interval_min": rescore_interval,
             "rescore_features": rescore_features,
+            "siblings": sibling_spec is not None,
             "colocation": {"hints": hints} if colocation else None,
             "qssf_max_wait_days": qssf_max_wait,
             "cluster": replay.cluster.describe(),
@@ -246,6 +265,7 @@ def _run_with_progress(
     params: dict[str, dict[str, Any]],
     online: OnlineSpec | None,
     colocation: Any,
+    siblings: SiblingSpec | None,
 ) -> dict[str, SimResult]:
     with _progress(console, "{task.description:>12}") as bar:
         tasks = {n: bar.add_task(n, total=len(replay.workload)) for n in names}
@@ -254,7 +274,7 @@ def _run_with_progress(
             bar.update(tasks[name], completed=done)
 
         return run_policies(replay, names, backfill=backfill, on_progress=tick, params=params,
-                            online=online, colocation=colocation)  # fmt: skip
+                            online=online, colocation=colocation, siblings=siblings)  # fmt: skip
 
 
 def _fmt(seconds: float) -> str:

@@ -114,6 +114,13 @@ class JobDescriptor(_JobFields):
 
     time_limit: Seconds = Field(gt=0, description="requested wall-clock limit, seconds")
     submit_time: Epoch | None = Field(None, description="submission time, epoch seconds")
+    sibling_runtime_s: Seconds | None = Field(
+        None,
+        gt=0,
+        description="run time (geometric mean, seconds) of this job's burst siblings that "
+        "have ended, when the caller knows it (the priority daemon does); it replaces the "
+        "model's prediction as the job's expected run time",
+    )
 
 
 class BatchRequest(_Input):

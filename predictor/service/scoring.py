@@ -34,6 +34,10 @@ SITE_FACTOR_SCALE = 1_000_000
 _PRIORITY_SPAN = math.log1p(1e10)
 
 
+#: Key of a pending row holding its ended burst siblings' run time (not a log column).
+SIBLING_RUNTIME = "sibling_runtime_s"
+
+
 def _request_row(job: _JobFields) -> dict[str, Any]:
     return {
         "job_id": "" if job.job_id is None else str(job.job_id),
@@ -59,6 +63,8 @@ def pending_row(job: JobDescriptor, now: float) -> dict[str, Any]:
         start_time=NAN, end_time=NAN, run_time=NAN, wait_time=NAN,
         state="PENDING", exit_code=NAN,
     )  # fmt: skip
+    if job.sibling_runtime_s is not None:
+        row[SIBLING_RUNTIME] = float(job.sibling_runtime_s)
     return row
 
 
@@ -213,6 +219,10 @@ class Scorer:
         X = X.reshape(len(rows), len(FEATURE_NAMES))
         t1 = time.perf_counter()
         runtime, lo, hi = self._predict(loaded, X)
+        siblings = [row.get(SIBLING_RUNTIME, NAN) for row in rows]
+        if any(v == v for v in siblings):  # ended burst siblings known: they replace the model
+            runtime = np.where(np.isnan(siblings), runtime, siblings)
+            lo, hi = np.minimum(lo, runtime), np.maximum(hi, runtime)
         t2 = time.perf_counter()
         times.features += t1 - t0
         times.model += t2 - t1
