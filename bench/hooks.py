@@ -25,6 +25,9 @@ own time per call (``(x ms)`` in slurmctld's log), a precise measure of what
 it adds inside slurmctld; the sbatch-level difference includes everything
 (the Lua plugin's own marshalling too) but carries sbatch's noise.
 
+``--parallel P`` keeps P ``sbatch`` calls in flight at once (a burst from
+several users); throughput is then compared by wall time per round.
+
 Targets (issue 6): throughput with the hook >= 0.85x no_hook; added p99 < 5 ms;
 first failures < the hook's timeout; added p99 with the circuit open < 1 ms.
 """
@@ -58,20 +61,22 @@ SERVICE = f"http://127.0.0.1:{PORT}"
 HOOK_CONF = ROOT / "slurm_hooks" / "job_submit_foresight.conf"
 TARGETS = {"throughput_ratio": 0.85, "added_p99_ms": 5.0, "open_added_p99_ms": 1.0}
 
-# Runs inside the slurmctld container: N timed sbatch calls, then scancel.
+# Runs inside the slurmctld container: N timed sbatch calls (P at a time), then scancel.
 SUBMIT = r"""
 import json, subprocess, sys, time
-n, name = int(sys.argv[1]), sys.argv[2]
-lat, ids = [], []
-t0 = time.perf_counter()
-for _ in range(n):
+from concurrent.futures import ThreadPoolExecutor
+n, name, parallel = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def one(_):
     s = time.perf_counter()
     out = subprocess.run(["sbatch", "--parsable", "--hold", "-J", name, "-t", "5",
                           "-o", "/dev/null", "--wrap", "true"], capture_output=True, text=True)
-    lat.append(time.perf_counter() - s)
-    if out.returncode == 0:
-        ids.append(out.stdout.strip().split(";")[0])
+    job = out.stdout.strip().split(";")[0] if out.returncode == 0 else None
+    return time.perf_counter() - s, job
+t0 = time.perf_counter()
+with ThreadPoolExecutor(parallel) as pool:
+    done = list(pool.map(one, range(n)))
 wall = time.perf_counter() - t0
+lat, ids = [d[0] for d in done], [d[1] for d in done if d[1]]
 for i in range(0, len(ids), 500):
     subprocess.run(["scancel", *ids[i:i + 500]])
 print(json.dumps({"latency_s": lat, "wall_s": wall, "accepted": len(ids)}))
@@ -92,8 +97,9 @@ def hook_conf() -> dict[str, float]:
 class Bench:
     """The cluster, the hook's on/off switch, timed submissions and the hook's log."""
 
-    def __init__(self, cluster: DevCluster) -> None:
+    def __init__(self, cluster: DevCluster, parallel: int = 1) -> None:
         self.cluster = cluster
+        self.parallel = parallel
         self.hook_on: bool | None = None
 
     def ctld(self, *argv: str, stdin: str | None = None) -> str:
@@ -118,7 +124,9 @@ class Bench:
         """``n`` timed sbatch calls; latencies (ms), rate, and what the hook logged for them."""
         since = time.time()
         load = os.getloadavg()[0]
-        result = json.loads(self.ctld("python3", "-", str(n), name, stdin=SUBMIT))
+        result = json.loads(
+            self.ctld("python3", "-", str(n), name, str(self.parallel), stdin=SUBMIT)
+        )
         lines = [x for x in self.cluster.hook_log(since) if f"name={name} " in x]
         return {
             "lat_ms": (np.asarray(result["latency_s"]) * 1000).tolist(),
@@ -270,7 +278,25 @@ def interleaved(bench: Bench, modes: tuple[str, str], rounds: int, n: int,
     return out
 
 
-def summarize(mode: str, rounds: list[dict], base: list[dict]) -> dict[str, Any]:
+def wall_ratio(
+    rounds_a: list[dict], rounds_b: list[dict], n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Throughput of ``a`` over ``b`` from the rounds' wall times, with a 95% interval
+    over paired rounds (with several submitters at once, calls overlap: their mean
+    latency is not the time per job, the wall time is)."""
+    rng = np.random.default_rng(seed)
+    n_a = np.array([r["n"] for r in rounds_a], dtype=float)
+    w_a = np.array([r["wall_s"] for r in rounds_a])
+    n_b = np.array([r["n"] for r in rounds_b], dtype=float)
+    w_b = np.array([r["wall_s"] for r in rounds_b])
+    est = float((n_a.sum() / w_a.sum()) / (n_b.sum() / w_b.sum()))
+    picks = rng.integers(0, len(rounds_a), (n_boot, len(rounds_a)))
+    boots = (n_a[picks].sum(1) / w_a[picks].sum(1)) / (n_b[picks].sum(1) / w_b[picks].sum(1))
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return est, float(lo), float(hi)
+
+
+def summarize(mode: str, rounds: list[dict], base: list[dict], parallel: int = 1) -> dict[str, Any]:
     lat = np.concatenate([r["lat_ms"] for r in rounds])
     base_lat = np.concatenate([r["lat_ms"] for r in base])
     hook_ms = np.concatenate([r["hook_ms"] for r in rounds]) if rounds[0]["hook_ms"] else None
@@ -284,7 +310,11 @@ def summarize(mode: str, rounds: list[dict], base: list[dict]) -> dict[str, Any]
         "load": [round(r["load"], 2) for r in rounds],
     }  # fmt: skip
     if rounds is not base:
-        out["ratio"] = bootstrap(rounds, base, throughput_ratio)
+        out["ratio"] = (
+            bootstrap(rounds, base, throughput_ratio)
+            if parallel == 1
+            else wall_ratio(rounds, base)
+        )
         out["ratio_wall"] = (lat.size / sum(r["wall_s"] for r in rounds)) / (
             base_lat.size / sum(r["wall_s"] for r in base)
         )
@@ -353,19 +383,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per comparison")
     parser.add_argument("--workers", type=int, default=2, help="workers of a service started here")
     parser.add_argument("--no-outage", action="store_true", help="skip the outage modes")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="sbatch calls in flight at once (1: one after another)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.parallel < 1:
+        parser.error("--parallel must be at least 1")
     dev = DevCluster()
     cluster = DevCluster(ClusterSpec(version=dev.running_version() or ClusterSpec().version))
     if not cluster.is_up():
         raise SystemExit("the dev cluster is not up: run `foresight cluster up` first")
     conf = hook_conf()
-    bench, service = Bench(cluster), Service(cluster, args.workers)
+    bench, service = Bench(cluster, args.parallel), Service(cluster, args.workers)
     per_round = max(args.n // args.rounds, 1)
     modes: dict[str, list[dict]] = {}
     first = None
     try:
         print(f"service: {service.ensure()}; Slurm {cluster.spec.version}; "
-              f"{args.rounds} rounds x {per_round} calls per mode", flush=True)  # fmt: skip
+              f"{args.rounds} rounds x {per_round} calls per mode, {args.parallel} at a time",
+              flush=True)  # fmt: skip
 
         def hook_on() -> None:
             bench.set_hook(True)
@@ -416,28 +451,32 @@ def main(argv: list[str] | None = None) -> None:
         bench.set_hook(True)
         cluster.reload_hook()
         service.cleanup()
-    rows = [summarize("no_hook", modes["no_hook"], modes["no_hook"]),
-            summarize("hook", modes["hook"], modes["no_hook"])]  # fmt: skip
+    p = args.parallel
+    rows = [summarize("no_hook", modes["no_hook"], modes["no_hook"], p),
+            summarize("hook", modes["hook"], modes["no_hook"], p)]  # fmt: skip
     if "breaker_open" in modes:
-        rows.append(summarize("no_hook", modes["no_hook_outage"], modes["no_hook_outage"]))
-        rows.append(summarize("breaker_open", modes["breaker_open"], modes["no_hook_outage"]))
+        rows.append(summarize("no_hook", modes["no_hook_outage"], modes["no_hook_outage"], p))
+        rows.append(summarize("breaker_open", modes["breaker_open"], modes["no_hook_outage"], p))
     report(rows, first, conf["timeout_ms"])
     print("load average (1 min) per round: "
           + "; ".join(f"{r['mode']} {r['load']}" for r in rows))  # fmt: skip
-    print("vs no hook: mean time per call, 95% CI over rounds and calls; ~ median of the "
-          "paired rounds' ratios (one stalled round moves the mean, not this)")  # fmt: skip
+    basis = ("mean time per call, 95% CI over rounds and calls" if p == 1
+             else "jobs per second of wall time, 95% CI over paired rounds")  # fmt: skip
+    print(f"vs no hook: {basis}; ~ median of the paired rounds' ratios (one stalled round "
+          "moves the mean, not this)")
     print(
         f"targets: throughput >= {TARGETS['throughput_ratio']}x, added p99 < "
         f"{TARGETS['added_p99_ms']:g} ms; circuit open: added p99 < "
         f"{TARGETS['open_added_p99_ms']:g} ms; first failures < {conf['timeout_ms']:g} ms"
     )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "hooks.json").write_text(json.dumps(
-        {"rows": rows, "first_failures": first, "conf": conf,
+    stem = "hooks" if p == 1 else f"hooks_parallel{p}"
+    (OUT / f"{stem}.json").write_text(json.dumps(
+        {"rows": rows, "first_failures": first, "conf": conf, "parallel": p,
          "rounds": {m: [{k: v for k, v in r.items() if k != "lat_ms"} for r in rs]
                     for m, rs in modes.items()}}, indent=2) + "\n")  # fmt: skip
-    plot(OUT / "hooks.png", modes)
-    print(f"wrote {OUT / 'hooks.json'} and {OUT / 'hooks.png'}")
+    plot(OUT / f"{stem}.png", modes)
+    print(f"wrote {OUT / f'{stem}.json'} and {OUT / f'{stem}.png'}")
 
 
 if __name__ == "__main__":
