@@ -25,7 +25,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from predictor.history.keys import SEP, _num, _text
+from predictor.history.keys import SEP, key_number, key_text
 from predictor.history.stats import log_runtime
 
 BURST_GAP_S = 60.0
@@ -33,11 +33,11 @@ BURST_GAP_S = 60.0
 
 def burst_key(job: Mapping[str, Any]) -> str | None:
     """The key siblings share: user (else account) + CPUs + GPUs; None without either id."""
-    user, account = _text(job, "user"), _text(job, "account")
+    user, account = key_text(job, "user"), key_text(job, "account")
     if not (user or account):
         return None
     who = user if user else SEP + account  # an account never collides with a user name
-    return SEP.join((who, _num(job, "cpus"), _num(job, "gpus")))
+    return SEP.join((who, key_number(job, "cpus"), key_number(job, "gpus")))
 
 
 @dataclass

@@ -34,14 +34,16 @@ FEATURE_KINDS: tuple[str, ...] = (
 ALL_KINDS: tuple[str, ...] = (*FEATURE_KINDS, "user_name_gpus")
 
 
-def _text(job: Mapping[str, Any], field: str) -> str:
+def key_text(job: Mapping[str, Any], field: str) -> str:
+    """``job[field]`` as key text ("" when missing or NaN)."""
     value = job.get(field, "")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
 
 
-def _num(job: Mapping[str, Any], field: str) -> str:
+def key_number(job: Mapping[str, Any], field: str) -> str:
+    """``job[field]`` as a number's key text (``%g``; "?" when missing or not a number)."""
     value = job.get(field)
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -59,16 +61,16 @@ def _positive(job: Mapping[str, Any], field: str) -> bool:
 
 def job_keys(job: Mapping[str, Any]) -> dict[str, str]:
     """The bucket key of ``job`` for each kind it has inputs for (missing kinds omitted)."""
-    user = _text(job, "user")
-    account = _text(job, "account")
-    name = _text(job, "job_name")
-    cpus, gpus = _num(job, "cpus"), _num(job, "gpus")
+    user = key_text(job, "user")
+    account = key_text(job, "account")
+    name = key_text(job, "job_name")
+    cpus, gpus = key_number(job, "cpus"), key_number(job, "gpus")
     keys: dict[str, str] = {"all": ""}
     if user:
         keys["user"] = user
         keys["user_shape"] = SEP.join((user, cpus, gpus))
         if _positive(job, "time_limit"):
-            keys["template"] = SEP.join((user, cpus, gpus, _num(job, "time_limit")))
+            keys["template"] = SEP.join((user, cpus, gpus, key_number(job, "time_limit")))
     if account:
         keys["account"] = account
     if name:
