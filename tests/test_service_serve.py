@@ -115,6 +115,55 @@ def test_kept_alive_connections_share_one_worker(trained_home: Path, tmp_path: P
             c.close()
 
 
+@pytest.mark.timeout(90)
+def test_kept_alive_scores_answer_like_the_route(trained_home: Path, tmp_path: Path) -> None:
+    """Follow-up requests on a kept-alive connection (the worker's plain path) answer exactly
+    as the first (gunicorn + Flask): same score, the route's own 400s, other routes, and
+    two requests sent at once."""
+    home = make_home(trained_home, tmp_path / "home")
+    port = _free_port()
+    job = {"user": "alice", "time_limit": 3600, "cpus": 4, "submit_time": 1.7e9}
+    with _serving(home, port, "--workers", "1", "--threads", "2"):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+        def ask(*raws: bytes) -> list[tuple[int, dict]]:
+            sock.sendall(b"".join(raws))
+            out, data = [], b""
+            while len(out) < len(raws):
+                while b"\r\n\r\n" not in data:
+                    data += sock.recv(65536)
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(next(x for x in head.split(b"\r\n")
+                                  if x.lower().startswith(b"content-length:"))[15:])  # fmt: skip
+                while len(data) < length:
+                    data += sock.recv(65536)
+                out.append((int(head.split()[1]), json.loads(data[:length])))
+                data = data[length:]
+            return out
+
+        def post(body: object, path: str = "/v1/jobs/score") -> bytes:
+            raw = json.dumps(body).encode()
+            return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(raw)}\r\n\r\n").encode() + raw  # fmt: skip
+
+        [(status, first)] = ask(post(job))  # a new connection: gunicorn's own path
+        assert status == 200
+        for _ in range(3):  # kept alive: the plain path
+            [(status, again)] = ask(post(job))
+            assert status == 200 and again["runtime_s"] == first["runtime_s"]
+            assert again["site_factor"] == first["site_factor"]
+        [(status, bad)] = ask(post({**job, "cpus": "many"}))
+        assert status == 400 and [f["field"] for f in bad["fields"]] == ["cpus"]
+        two = ask(post(job), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [s for s, _ in two] == [200, 200] and two[0][1]["runtime_s"] == first["runtime_s"]
+        [(status, batch)] = ask(post({"jobs": [job]}, "/v1/jobs/score:batch"))
+        assert status == 200 and batch["results"][0]["runtime_s"] == first["runtime_s"]
+        sock.close()
+        status, text = _call(port, "GET", "/metrics")
+        line = 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}'
+        assert f"{line} 5.0" in text.decode()  # the plain path's scores are counted too
+
+
 @pytest.mark.timeout(120)
 def test_train_on_start_trains_and_activates(data: Path, tmp_path: Path) -> None:
     from predictor.config import load_config
