@@ -165,10 +165,11 @@ def test_pipelined_requests_are_answered_in_order(pair) -> None:
         b"POST /v1/jobs/score HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
         b"POST /v1/jobs/score HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n{}",
         b"POST /v1/jobs/score HTTP/1.1\r\nbroken header line\r\nContent-Length: 2\r\n\r\n{}",
+        _request(extra=b"X_Forwarded_For: 10.0.0.1\r\n"),
     ],
     ids=[
         "other-route", "batch", "close", "expect", "chunked", "http1.0", "two-lengths",
-        "oversize", "malformed",
+        "oversize", "malformed", "underscore-header",
     ],
 )
 def test_anything_else_goes_back_to_gunicorn_unread(pair, raw: bytes) -> None:

@@ -190,8 +190,8 @@ def _plain_request(head: bytes) -> tuple[dict[str, str], int] | None:
         if not colon or not name or name != name.strip():
             return None  # malformed (or obsolete folding): gunicorn answers it
         key = name.decode("latin-1").lower()
-        if key in headers:
-            return None  # repeated header: gunicorn's rules apply
+        if key in headers or "_" in key:
+            return None  # repeated, or ambiguous in WSGI (X_A vs X-A): gunicorn's rules apply
         headers[key] = value.strip().decode("latin-1")
     if "transfer-encoding" in headers or "expect" in headers or "upgrade" in headers:
         return None
