@@ -50,15 +50,23 @@ def descriptor(row: Mapping[str, Any]) -> dict[str, Any]:
         "nodes": max(_int_or_none(row.get("nodes")) or 1, 1),
         "mem_mb": _clean(row.get("mem_mb")),
         "submit_time": _clean(row.get("submit_time")),
-        "sibling_runtime_s": _clean(row.get("sibling_runtime_s")),
     }
     return {k: v for k, v in body.items() if v is not None}
+
+
+def score_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A pending job's row -> its ``/v1/jobs/score:batch`` entry: the descriptor plus,
+    where the priority daemon found ended burst siblings, their run time."""
+    body = descriptor(row)
+    sibling = _clean(row.get("sibling_runtime_s"))
+    if sibling is not None:
+        body["sibling_runtime_s"] = sibling
+    return body
 
 
 def completion(row: Mapping[str, Any]) -> dict[str, Any]:
     """A finished job's canonical row -> the body of ``/v1/jobs/complete``."""
     body = descriptor(row)
-    body.pop("sibling_runtime_s", None)  # a pending job's score input, not a record field
     body.update(
         start_time=_clean(row.get("start_time")),
         end_time=_clean(row.get("end_time")),
@@ -94,7 +102,7 @@ class ServiceClient:
 
     def score_batch(self, jobs: pd.DataFrame) -> pd.DataFrame:
         """Score pending jobs; returns ``job_id, site_factor, runtime_s, model_version``."""
-        body = {"jobs": [descriptor(row) for row in jobs.to_dict("records")]}
+        body = {"jobs": [score_body(row) for row in jobs.to_dict("records")]}
         results = self._post("/v1/jobs/score:batch", body)["results"]
         return pd.DataFrame(results, columns=["job_id", "site_factor", "runtime_s",
                                               "model_version"])

@@ -18,9 +18,7 @@ import math
 
 import pandas as pd
 
-from predictor.history.bursts import BURST_GAP_S, BurstTracker, burst_key
-
-_KEY_COLUMNS = ("user", "account", "cpus", "gpus")
+from predictor.history.bursts import BURST_GAP_S, BURST_KEY_COLUMNS, BurstTracker, burst_key
 
 
 def sibling_runtimes(
@@ -33,7 +31,7 @@ def sibling_runtimes(
     cancelled before starting, join bursts but tell nothing). Jobs without a submit
     time are left out.
     """
-    columns = ["job_id", "state", "submit_time", "run_time", *_KEY_COLUMNS]
+    columns = ["job_id", "state", "submit_time", "run_time", *BURST_KEY_COLUMNS]
     both = pd.concat(
         [queue.reindex(columns=columns).assign(run_time=math.nan), ended.reindex(columns=columns)],
         ignore_index=True,

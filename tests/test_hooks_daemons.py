@@ -15,7 +15,7 @@ import pytest
 from predictor.logs.schema import to_canonical
 from slurm_hooks.completion_feed import CompletionFeed
 from slurm_hooks.priority_daemon import PriorityDaemon
-from slurm_hooks.service_client import ServiceError, completion, descriptor
+from slurm_hooks.service_client import ServiceError, completion, descriptor, score_body
 from slurm_hooks.slurm_adapter import SlurmCommandError
 
 
@@ -161,9 +161,9 @@ def test_daemon_scores_waiting_siblings_with_their_ended_siblings_run_time():
     got = service.last_batch.set_index("job_id")["sibling_runtime_s"]
     assert got["3"] == pytest.approx(math.sqrt(400 * 900))  # geometric mean of 400 s and 900 s
     assert math.isnan(got["9"])
-    body = descriptor(service.last_batch.iloc[0].to_dict())
+    body = score_body(service.last_batch.iloc[0].to_dict())
     assert body["sibling_runtime_s"] == pytest.approx(600.0)
-    assert "sibling_runtime_s" not in descriptor(service.last_batch.iloc[1].to_dict())
+    assert "sibling_runtime_s" not in score_body(service.last_batch.iloc[1].to_dict())
 
 
 def test_daemon_scores_without_siblings_when_accounting_is_down():

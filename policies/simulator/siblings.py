@@ -27,14 +27,11 @@ Two options, measured and left off by default (docs/simulator.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from predictor.history.bursts import BURST_GAP_S, BurstTracker, burst_key
-
-_KEY_COLUMNS: Sequence[str] = ("user", "account", "cpus", "gpus")
+from predictor.history.bursts import BURST_GAP_S, BURST_KEY_COLUMNS, BurstTracker, burst_key
 
 
 class SiblingRescorer:
@@ -76,7 +73,7 @@ class SiblingRescorer:
         # their longest-running sibling has run so far (a censored observation)
         self.censored = math.isfinite(censored_interval)
         self.interval = float(censored_interval)
-        present = [c for c in _KEY_COLUMNS if c in jobs.columns]
+        present = [c for c in BURST_KEY_COLUMNS if c in jobs.columns]
         self.keys = [burst_key(r) for r in jobs[present].to_dict("records")]
         self.submit = jobs["submit_time"].to_numpy(np.float64)
         self.run = jobs["run_time"].to_numpy(np.float64)

@@ -29,6 +29,8 @@ from predictor.history.keys import SEP, key_number, key_text
 from predictor.history.stats import log_runtime
 
 BURST_GAP_S = 60.0
+#: The job fields :func:`burst_key` reads.
+BURST_KEY_COLUMNS: tuple[str, ...] = ("user", "account", "cpus", "gpus")
 
 
 def burst_key(job: Mapping[str, Any]) -> str | None:

@@ -82,16 +82,17 @@ class CompiledTrees:
             roots.append(offset)
             offset += left.size
             depth = max(depth, _depth(left, right))
-        self.left, self.right, self.feature, self.threshold, self.default_left, self.leaf = (
+        left, right, self.feature, self.threshold, default_left, self.leaf = (
             np.concatenate(parts[k]) for k in ("l", "r", "f", "t", "d", "v")
         )
+        self.is_split = left != np.arange(left.size)  # leaves point at themselves
         self.roots = np.asarray(roots, dtype=np.int64)
         self.depth = depth
         # The walk's own layout: a missing value goes where the split's default says by
         # reading the row's copy in which missing is -inf (left) or +inf (right), so one
         # gather picks the value and ``value >= threshold`` is "go right" in every case.
-        self._column = self.feature + np.where(self.default_left, 0, self.n_features)
-        self._children = np.stack([self.left, self.right], axis=1).ravel()
+        self._column = self.feature + np.where(default_left, 0, self.n_features)
+        self._children = np.stack([left, right], axis=1).ravel()
 
     def predict_row(self, row: np.ndarray) -> float:
         """The booster's prediction for one float32 row (NaN = missing)."""
@@ -113,10 +114,9 @@ class CompiledTrees:
     def probe_rows(self, n: int = 256, seed: int = 0) -> np.ndarray:
         """Rows whose values sit on, just below and above the trees' thresholds, or are missing."""
         rng = np.random.default_rng(seed)
-        splits = self.left != np.arange(self.left.size)
         X = rng.normal(0, 1e3, size=(n, self.n_features)).astype(np.float32)
         for f in range(self.n_features):
-            cuts = self.threshold[splits & (self.feature == f)]
+            cuts = self.threshold[self.is_split & (self.feature == f)]
             if cuts.size:
                 pick = rng.choice(cuts, n)
                 side = rng.integers(0, 3, n)  # on, just below, just above the threshold
