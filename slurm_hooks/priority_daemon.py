@@ -5,8 +5,11 @@ one batch call to the service (which applies the configured policy, QSSF with
 ageing by default), and updates only the site factors that changed by at least
 ``min_change``, largest changes first, at most ``max_updates`` per cycle.
 Bounded work: at most ``max_jobs`` pending jobs (the oldest) are scored per
-cycle. With ``siblings`` (default), a pending job whose burst siblings (same
-user and shape, submitted seconds apart) have ended in the last
+cycle. A job without a time limit (Slurm's UNLIMITED) is scored like any
+other: the service predicts it from its user/account/name history
+(``no_limit`` in the cycle's line counts them). With ``siblings`` (default), a
+pending job whose burst siblings (same user and shape, submitted seconds
+apart) have ended in the last
 ``sibling_lookback_s`` is scored with their run time instead of the model's
 prediction (:mod:`slurm_hooks.siblings`; one ``sacct`` call per cycle, and if
 accounting cannot be read the cycle scores without it). A Slurm or service
@@ -41,7 +44,7 @@ class CycleReport:
     updated: int = 0
     unchanged: int = 0
     deferred: int = 0  #: changed, but over this cycle's update budget
-    skipped_no_limit: int = 0
+    no_limit: int = 0  #: pending jobs scored without a time limit
     siblings: int = 0  #: pending jobs scored with their ended burst siblings' run time
     failed_updates: int = 0
     error: str | None = None
@@ -52,7 +55,7 @@ class CycleReport:
             return f"cycle skipped: {self.error}"
         return (f"pending={self.pending} scored={self.scored} updated={self.updated} "
                 f"unchanged={self.unchanged} deferred={self.deferred} "
-                f"no_limit={self.skipped_no_limit} siblings={self.siblings} "
+                f"no_limit={self.no_limit} siblings={self.siblings} "
                 f"failed={self.failed_updates}")
 
 
@@ -80,11 +83,10 @@ class PriorityDaemon:
             return report
         pending = queue[queue["state"] == "PENDING"]
         report.pending = len(pending)
-        has_limit = pending["time_limit"].notna() & (pending["time_limit"] > 0)
-        report.skipped_no_limit = int((~has_limit).sum())
-        pending = pending[has_limit].sort_values("submit_time").head(self.max_jobs)
+        pending = pending.sort_values("submit_time").head(self.max_jobs)
         if pending.empty:
             return report
+        report.no_limit = int((~(pending["time_limit"] > 0)).sum())  # NaN: UNLIMITED
         if self.siblings:
             pending = self._with_siblings(queue, pending, report)
         try:

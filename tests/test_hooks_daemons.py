@@ -97,15 +97,29 @@ PENDING = [
 
 def test_daemon_updates_only_changed_factors_largest_first_within_budget():
     slurm = FakeSlurm(queue_frame(PENDING))
-    service = FakeService({"1": 10, "2": 100, "3": 900})
+    service = FakeService({"1": 10, "2": 100, "3": 900, "4": 50})
     daemon = PriorityDaemon(slurm, service, max_updates=1)
     report = daemon.cycle()
-    assert report.pending == 4 and report.skipped_no_limit == 1 and report.scored == 3
+    assert report.pending == 4 and report.no_limit == 1 and report.scored == 4
     assert report.unchanged == 1  # job 1 already has its factor
-    assert slurm.updates == [("3", 900)]  # |900-0| > |100-500|: largest change first
-    assert report.deferred == 1
-    report = daemon.cycle()  # next cycle picks up the deferred one
-    assert slurm.updates[-1] == ("2", 100) and report.deferred == 0
+    assert slurm.updates == [("3", 900)]  # |900-0| > |100-500| > |50-0|: largest change first
+    assert report.deferred == 2
+    report = daemon.cycle()  # next cycle picks up the deferred ones, largest first
+    assert slurm.updates[-1] == ("2", 100) and report.deferred == 1
+
+
+def test_daemon_scores_a_pending_job_without_a_time_limit():
+    """Slurm's UNLIMITED (NaN here, 0 from ``-t 0``) is scored; its descriptor has no limit."""
+    limitless = [{**PENDING[3], "job_id": "5", "time_limit": 0.0, "submit_time": 60}]
+    slurm = FakeSlurm(queue_frame([PENDING[0], PENDING[3], *limitless]))
+    service = FakeService({"1": 10, "4": 700, "5": 600})
+    report = PriorityDaemon(slurm, service).cycle()
+    assert (report.scored, report.no_limit, report.error) == (3, 2, None)
+    assert sorted(slurm.updates) == [("4", 700), ("5", 600)]
+    assert "no_limit=2" in report.line()
+    bodies = {row["job_id"]: score_body(row) for row in service.last_batch.to_dict("records")}
+    assert "time_limit" not in bodies["4"] and "time_limit" not in bodies["5"]
+    assert bodies["1"]["time_limit"] == 600
 
 
 def test_daemon_reorders_after_a_model_update():
@@ -217,6 +231,12 @@ def test_descriptor_drops_missing_values_and_clamps_counts():
     body = descriptor(row)
     assert body == {"job_id": "7", "user": "u", "account": "", "partition": "", "qos": "",
                     "name": "", "time_limit": 60.0, "cpus": 1, "gpus": 2, "nodes": 1}
+
+
+@pytest.mark.parametrize("limit", [math.nan, 0.0, math.inf, -60.0])
+def test_descriptor_leaves_out_a_limit_that_is_no_limit(limit):
+    row = {"job_id": "7", "user": "u", "time_limit": limit}
+    assert "time_limit" not in descriptor(row) and "time_limit" not in completion(row)
 
 
 @pytest.mark.parametrize("state", ["FAILED", "TIMEOUT"])

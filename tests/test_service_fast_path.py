@@ -52,9 +52,29 @@ def test_the_fast_path_answers_what_the_flask_route_answers(home: Path) -> None:
         assert fast[1]["warnings"] == ["unknown field 'surprise' ignored"]
 
 
+def test_a_job_without_time_limit_takes_the_fast_path(home: Path) -> None:
+    app = _app(home)
+    job = {k: v for k, v in sample_jobs(home, 1)[0].items()
+           if k not in ("time_limit", "submit_time")}  # fmt: skip
+    body = json.dumps(job).encode()
+    calls: list[bytes] = []
+    flask_only = app.wsgi_app.wsgi_app
+
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        calls.append(environ["PATH_INFO"].encode())
+        return flask_only(environ, start_response)
+
+    fast = _call(ScoreFastPath(counted, app.wsgi_app.service), body)
+    assert fast[0] == "200 OK" and calls == []  # answered without Flask
+    assert fast == _call(flask_only, body)
+    lo, hi = fast[1]["runtime_interval_s"]
+    assert 0 < lo <= fast[1]["runtime_s"] <= hi < float("inf")
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b'{"user": "a"}', "400 BAD REQUEST"), (b"not json", "400 BAD REQUEST"),
+    [(b'{"time_limit": 60}', "400 BAD REQUEST"), (b"not json", "400 BAD REQUEST"),
+     (b'{"user": "a", "time_limit": 0}', "400 BAD REQUEST"),
      (b'{"user": "a", "time_limit": "60"}', "400 BAD REQUEST")],
 )  # fmt: skip
 def test_bad_bodies_get_the_routes_own_errors(home: Path, body: bytes, status: str) -> None:

@@ -74,6 +74,13 @@ def test_unknown_fields_are_kept_aside() -> None:
     assert job.unknown_fields() == ["aa", "zz"]
 
 
+def test_time_limit_optional_but_positive_when_given() -> None:
+    assert JobDescriptor.model_validate({"user": "u"}).time_limit is None
+    assert JobDescriptor.model_validate({"user": "u", "time_limit": None}).time_limit is None
+    assert _bad_fields({"user": "u", "time_limit": 0}) == {"time_limit"}
+    assert _bad_fields({"user": "u", "time_limit": -60}) == {"time_limit"}
+
+
 def test_completed_job_end_before_start_rejected() -> None:
     with pytest.raises(ValidationError, match="end_time is before start_time"):
         CompletedJob.model_validate({"job_id": 1, "user": "u", "submit_time": 0,
@@ -82,8 +89,9 @@ def test_completed_job_end_before_start_rejected() -> None:
 
 names = st.text(max_size=20)
 valid_job = st.fixed_dictionaries(
-    {"user": names, "time_limit": st.floats(1, 1e6)},
+    {"user": names},
     optional={
+        "time_limit": st.floats(1, 1e6) | st.none(),  # absent or null: no limit (UNLIMITED)
         "account": names, "partition": names, "qos": names, "name": names,
         "cpus": st.integers(1, 10_000), "gpus": st.integers(0, 64),
         "nodes": st.integers(1, 1000), "mem_mb": st.floats(0, 1e7),

@@ -66,6 +66,10 @@ TEMPLATE_MEDIAN = "template_med5"
 #: version refuse to load (their corrections are relative to the old anchor).
 ANCHOR_VERSION = 3
 INTERVAL_QUANTILES = (0.1, 0.9)
+#: Fewest checked (held-out) rows without a time limit for the learned correction to be
+#: applied to jobs without one; with fewer, such a job gets the plain recency anchor
+#: (see :meth:`DurationModel._fit_no_limit`).
+MIN_NO_LIMIT_ROWS = 100
 
 
 class ModelSchemaError(ValueError):
@@ -121,13 +125,22 @@ def anchor_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> n
     :data:`ANCHOR_FEATURES` (cluster: last two).
     """
     names = list(feature_names)
-    recency = _first_known(X, names, ANCHOR_FEATURES)
     ratio = _first_known(X, names, LIMIT_RATIO_FEATURES)
     scaled = _log_limit(X, names) + ratio
     median = X[:, names.index(TEMPLATE_MEDIAN)].astype(np.float64)
     scaled = np.where(np.isnan(median) | np.isnan(scaled), scaled, 0.5 * (scaled + median))
-    anchor = np.where(np.isnan(scaled), recency, scaled)
-    return np.nan_to_num(anchor, nan=0.0)
+    return np.where(np.isnan(scaled), recency_log(X, names), scaled)
+
+
+def recency_log(X: np.ndarray, feature_names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
+    """The anchor of a row without a time limit: the median log run time of the last five
+    jobs of its most specific key with history (:data:`ANCHOR_FEATURES`); 0 if none."""
+    return np.nan_to_num(_first_known(X, list(feature_names), ANCHOR_FEATURES), nan=0.0)
+
+
+def _no_limit(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Rows without a time limit (NaN ``req_limit``)."""
+    return np.isnan(X[:, list(names).index("req_limit")])
 
 
 def _log_limit(X: np.ndarray, names: list[str]) -> np.ndarray:
@@ -166,6 +179,9 @@ class DurationModel:
     schema_version: int = FEATURE_SCHEMA_VERSION
     interval: tuple[float, float] = (-1.0, 1.0)  # residual log-quantiles
     shrink: float = 1.0  # weight of the learned correction on top of the anchor
+    #: ``shrink`` and ``interval`` of jobs without a time limit (None: those of every job)
+    shrink_no_limit: float | None = None
+    interval_no_limit: tuple[float, float] | None = None
     use_limit: bool = False  # validation preferred the plain time limit (where a job has one)
     n_train: int = 0
     estimator: Any = None
@@ -188,6 +204,8 @@ class DurationModel:
         fit_rows = slice(0, X.shape[0] - n_val)
         self.estimator = self._fit_estimator(X[fit_rows], (y - anchor)[fit_rows])
         self.use_limit, self.shrink = False, 1.0
+        check = slice(X.shape[0] - n_val, X.shape[0]) if n_val else slice(0, X.shape[0])
+        self._fit_no_limit(X[check], y[check])
         if n_val:
             # on the newest (held-out) rows: the plain time limit, or the anchor plus
             # the correction shrunk by each of shrink_grid (ties: the simpler, first)
@@ -208,6 +226,25 @@ class DurationModel:
         self.anchor_version = ANCHOR_VERSION
         self.fit_cpu_s = time.thread_time() - cpu0
         return self
+
+    def _fit_no_limit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Weight and interval of the correction for jobs without a time limit.
+
+        Where the checked rows (held-out, else training) hold :data:`MIN_NO_LIMIT_ROWS`
+        jobs without a limit, the correction was fit and checked on such jobs too:
+        they get the weight and interval of every other job. With fewer, a job without
+        a limit gets the plain recency anchor, with that anchor's interval over all
+        the checked rows: a correction learned relative to the limit anchor and never
+        checked on a job without one is not applied to it (on KTH, fit on jobs with
+        limits, it took the accuracy of test jobs scored without their limit from
+        0.52 to 0.42; see docs/service.md).
+        """
+        if _no_limit(X, self.feature_names).sum() >= MIN_NO_LIMIT_ROWS:
+            self.shrink_no_limit = self.interval_no_limit = None
+            return
+        residual = y - recency_log(X, self.feature_names)
+        lo, hi = np.quantile(residual, INTERVAL_QUANTILES)
+        self.shrink_no_limit, self.interval_no_limit = 0.0, (float(lo), float(hi))
 
     def _fit_estimator(self, X: np.ndarray, target: np.ndarray) -> Any:
         cfg = self.config
@@ -251,22 +288,40 @@ class DurationModel:
     def predict_log(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Predicted natural-log run times."""
         X = _matrix(X)
-        center = self.shrink * self._raw(X) + anchor_log(X, self.feature_names)
+        no_limit = _no_limit(X, self.feature_names)
+        shrink = np.where(no_limit, self._no_limit_fit()[0], self.shrink)
+        center = shrink * self._raw(X) + anchor_log(X, self.feature_names)
         if self._use_limit():
             log_limit = _log_limit(X, list(self.feature_names))
             center = np.where(np.isnan(log_limit), center, log_limit)
         return center
 
+    def interval_log(self, X: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the interval's (low, high) offsets from :meth:`predict_log`."""
+        X = _matrix(X)
+        no_limit = _no_limit(X, self.feature_names)
+        (lo, hi), (lo_nl, hi_nl) = self.interval, self._no_limit_fit()[1]
+        return np.where(no_limit, lo_nl, lo), np.where(no_limit, hi_nl, hi)
+
     def _use_limit(self) -> bool:
         return self.__dict__.get("use_limit", False)  # pickles older than the field: False
+
+    def _no_limit_fit(self) -> tuple[float, tuple[float, float]]:
+        """(shrink, interval) of jobs without a limit; pickles older than the fields: the
+        same as with one."""
+        shrink = self.__dict__.get("shrink_no_limit")
+        interval = self.__dict__.get("interval_no_limit")
+        return (self.shrink if shrink is None else shrink,
+                self.interval if interval is None else interval)  # fmt: skip
 
     def predict(
         self, X: np.ndarray | pd.DataFrame, gpus: np.ndarray | pd.Series | None = None
     ) -> pd.DataFrame:
         """``runtime_s``, ``runtime_lo_s``, ``runtime_hi_s`` (and ``gpu_time_s`` given GPUs)."""
         index = X.index if isinstance(X, pd.DataFrame) else None
+        X = _matrix(X)
         center = self.predict_log(X)
-        lo, hi = self.interval
+        lo, hi = self.interval_log(X)
         out = pd.DataFrame(
             {
                 "runtime_s": np.exp(center),
@@ -286,11 +341,16 @@ class DurationModel:
         row = np.asarray(features, dtype=np.float32).reshape(1, -1)
         if tuple(self.feature_names) != FEATURE_NAMES:
             center = float(self.predict_log(row)[0])
-        elif self._use_limit() and not math.isnan(req := float(row[0, _LIMIT_AT])):
+            lo, hi = (float(v[0]) for v in self.interval_log(row))
+            return math.exp(center), math.exp(center + lo), math.exp(center + hi)
+        req = float(row[0, _LIMIT_AT])
+        shrink, (lo, hi) = self._no_limit_fit() if math.isnan(req) else (self.shrink, self.interval)
+        if self._use_limit() and not math.isnan(req):
             center = _log_limit_one(req)  # validation chose the plain limit
+        elif shrink == 0.0:
+            center = _anchor_one(row[0].tolist())
         else:
-            center = self.shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
-        lo, hi = self.interval
+            center = shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
         return math.exp(center), math.exp(center + lo), math.exp(center + hi)
 
     # --- persistence -------------------------------------------------------
@@ -303,6 +363,8 @@ class DurationModel:
             "feature_names": list(self.feature_names),
             "interval_log": list(self.interval),
             "shrink": self.shrink,
+            "shrink_no_limit": self._no_limit_fit()[0],
+            "interval_log_no_limit": list(self._no_limit_fit()[1]),
             "use_limit": self._use_limit(),
             "n_train": self.n_train,
             "anchor_version": self.anchor_version,
@@ -464,8 +526,9 @@ def causal_predictions(
     for k, model in zip(row_sets, models, strict=True):
         start, stop = starts[k], min(starts[k] + period, n)
         center[start:stop] = model.predict_log(X[start:stop])
-        lo[start:stop] = center[start:stop] + model.interval[0]
-        hi[start:stop] = center[start:stop] + model.interval[1]
+        lo_off, hi_off = model.interval_log(X[start:stop])
+        lo[start:stop] = center[start:stop] + lo_off
+        hi[start:stop] = center[start:stop] + hi_off
         fit_id[start:stop] = k
     fallback = _fallback(X)
     limit = frame["time_limit"].to_numpy(np.float64)
@@ -557,5 +620,6 @@ __all__ = [
     "causal_predictions",
     "fit_models",
     "log_runtime",
+    "recency_log",
     "train_duration",
 ]

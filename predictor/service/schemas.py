@@ -112,7 +112,12 @@ class _JobFields(_Input):
 class JobDescriptor(_JobFields):
     """One pending job to score. ``submit_time`` defaults to now."""
 
-    time_limit: Seconds = Field(gt=0, description="requested wall-clock limit, seconds")
+    time_limit: Seconds | None = Field(
+        None,
+        gt=0,
+        description="requested wall-clock limit, seconds; absent or null when the job has "
+        "none (Slurm's UNLIMITED): it is then predicted from its user/account/name history",
+    )
     submit_time: Epoch | None = Field(None, description="submission time, epoch seconds")
     sibling_runtime_s: Seconds | None = Field(
         None,

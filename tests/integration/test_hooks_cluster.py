@@ -180,6 +180,20 @@ def test_submission_gets_site_factor_and_prediction_shown_by_sacct(
     assert row["admin_comment"].startswith("foresight:runtime=")
 
 
+def test_a_job_without_time_limit_is_predicted(
+    cluster: DevCluster, service: HostService, slurm: SlurmAdapter, sbatch: Callable[..., str]
+) -> None:
+    """No ``-t`` on a partition with ``MaxTime=INFINITE`` and no DefaultTime: the hook sends
+    no limit and the service predicts the job from its history (no fail-open)."""
+    since = time.time()
+    job = sbatch("-J", "unlimited", "--wrap", "true")
+    fields = show_job(slurm, job)
+    assert fields["TimeLimit"] == "UNLIMITED"
+    assert fields["AdminComment"].startswith("foresight:runtime=")
+    line = next(x for x in cluster.hook_log(since) if "name=unlimited" in x)
+    assert "fail-open" not in line and "site_factor=" in line
+
+
 def test_jobs_run_in_qssf_order_when_the_cluster_is_full(
     service: HostService, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
