@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -66,6 +67,44 @@ def test_score_answers_a_real_prediction(client: FlaskClient) -> None:
     assert result.warnings == []
 
 
+def _finite_result(result: ScoreResult) -> None:
+    lo, hi = result.runtime_interval_s
+    assert all(math.isfinite(v) for v in (lo, result.runtime_s, hi, result.priority))
+    assert 0 < lo <= result.runtime_s <= hi
+    assert 0 <= result.site_factor <= 1_000_000
+
+
+def test_a_job_without_time_limit_is_predicted(client: FlaskClient, trained_home: Path) -> None:
+    """Slurm's UNLIMITED: no ``time_limit`` (or null) is scored from the job's history."""
+    job = {k: v for k, v in sample_jobs(trained_home, 1)[0].items() if k != "time_limit"}
+    resp = client.post("/v1/jobs/score", json=job)
+    assert resp.status_code == 200, resp.json
+    result = ScoreResult.model_validate(resp.json)
+    _finite_result(result)
+    assert result.warnings == [] and result.policy == "qssf"
+    null = client.post("/v1/jobs/score", json={**job, "time_limit": None})
+    assert null.status_code == 200 and null.json["runtime_s"] == result.runtime_s
+    stranger = client.post("/v1/jobs/score", json={"user": "nobody-seen-before"})
+    assert stranger.status_code == 200, stranger.json
+    _finite_result(ScoreResult.model_validate(stranger.json))
+
+
+def test_batch_mixes_jobs_with_and_without_a_limit(client: FlaskClient, trained_home: Path) -> None:
+    now = time.time()
+    jobs = [{**job, "submit_time": now} for job in sample_jobs(trained_home, 20)]
+    for job in jobs[::2]:
+        del job["time_limit"]
+    resp = client.post("/v1/jobs/score:batch", json={"jobs": jobs})
+    assert resp.status_code == 200, resp.json
+    results = BatchResponse.model_validate(resp.json).results
+    assert [r.job_id for r in results] == [j["job_id"] for j in jobs]
+    for job, batch_result in zip(jobs, results, strict=True):
+        _finite_result(batch_result)
+        single = ScoreResult.model_validate(client.post("/v1/jobs/score", json=job).json)
+        assert single.runtime_s == pytest.approx(batch_result.runtime_s)
+        assert single.runtime_interval_s == pytest.approx(batch_result.runtime_interval_s)
+
+
 def test_batch_matches_single_on_one_site_factor_scale(
     client: FlaskClient, trained_home: Path
 ) -> None:
@@ -121,7 +160,7 @@ def test_unknown_fields_ignored_reported_and_counted(client: FlaskClient) -> Non
     ("body", "fields"),
     [
         ({"time_limit": 60}, {"user"}),
-        ({**JOB, "cpus": "8", "time_limit": None}, {"cpus", "time_limit"}),
+        ({**JOB, "cpus": "8", "time_limit": 0}, {"cpus", "time_limit"}),
         ({**JOB, "gpus": 1.5, "nodes": 0}, {"gpus", "nodes"}),
         ({**JOB, "tres_per_node": "gres/gpu:lots:of"}, {"tres_per_node"}),
         ([JOB], {"body"}),
@@ -190,6 +229,16 @@ def test_no_model_means_503_with_training_hint(tmp_path: Path) -> None:
     resp = client.post("/v1/jobs/score", json=JOB)
     assert resp.status_code == 503 and "foresight train --log" in resp.json["error"]
     assert client.get("/healthz").status_code == 200
+
+
+def test_training_hint_names_a_log_that_exists(tmp_path: Path) -> None:
+    """An installed service has no shipped data: the hint says which log to give, not a
+    path that does not exist."""
+    shipped = tmp_path / "kth.swf"
+    shipped.write_text("; a log\n")
+    for log, expected in ((shipped, str(shipped)), (tmp_path / "gone.swf", "YOUR_LOG")):
+        detail = _app(tmp_path / "empty", default_log=log).test_client().get("/readyz").json
+        assert f"foresight train --log {expected}" in detail["detail"]
 
 
 def test_readyz_when_ready(client: FlaskClient) -> None:
@@ -261,7 +310,7 @@ def test_openapi_matches_routes(app: Flask) -> None:
     assert set(doc["paths"]) == expected
     body = doc["paths"]["/v1/jobs/score"]["post"]["requestBody"]["content"]["application/json"]
     schema = doc["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
-    assert set(schema["required"]) == {"user", "time_limit"}
+    assert set(schema["required"]) == {"user"}  # no time_limit: Slurm's UNLIMITED
 
 
 def test_hot_swap_drops_no_request(app: Flask) -> None:

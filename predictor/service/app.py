@@ -6,6 +6,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -47,10 +48,13 @@ class Service:
         """How to get a model, for 503 answers."""
         err = self.slot.last_error
         why = f" (the active model was refused: {err})" if err is not None else ""
+        log = self.config.default_log
+        if log is None or not Path(log).exists():  # an installed service has no shipped data
+            log = "YOUR_LOG (sacct, SWF, Helios or Philly CSV)"
         return (
             f"no duration model is being served{why}. Train one with "
             f"`FORESIGHT_HOME={self.config.state_dir} foresight train --log "
-            f"{self.config.default_log}`, or set train_on_start = true in the [service] "
+            f"{log}`, or set train_on_start = true in the [service] "
             f"config; the service picks a new active model up within "
             f"{self.config.model_poll_s:g} s, or at once on POST /v1/models/reload."
         )
