@@ -101,6 +101,7 @@ class Bench:
         self.cluster = cluster
         self.parallel = parallel
         self.hook_on: bool | None = None
+        self.conf: str | None = None  # slurmctld's slurm.conf as the bench found it
 
     def ctld(self, *argv: str, stdin: str | None = None) -> str:
         argv = ("docker", "exec", "-i", self.cluster.name("slurmctld"), *argv)
@@ -108,14 +109,19 @@ class Bench:
                               check=True).stdout  # fmt: skip
 
     def set_hook(self, enabled: bool) -> None:
-        """Add or remove ``JobSubmitPlugins=lua`` and reconfigure (a fresh Lua state)."""
+        """Remove ``JobSubmitPlugins=lua``, or put the configuration back exactly as it was
+        (so its hash matches the nodes' copy), and reconfigure (a fresh Lua state)."""
         if self.hook_on == enabled:
             return
-        conf = self.ctld("cat", "/etc/slurm/slurm.conf")
-        lines = [x for x in conf.splitlines() if not x.startswith("JobSubmitPlugins=")]
-        if enabled:
-            lines.append("JobSubmitPlugins=lua")
-        self.ctld("sh", "-c", "cat > /etc/slurm/slurm.conf", stdin="\n".join(lines) + "\n")
+        if self.conf is None:
+            self.conf = self.ctld("cat", "/etc/slurm/slurm.conf")
+        conf = self.conf
+        if not enabled:
+            lines = [x for x in conf.splitlines() if not x.startswith("JobSubmitPlugins=")]
+            conf = "\n".join(lines) + "\n"
+        elif "\nJobSubmitPlugins=lua" not in conf:
+            conf += "JobSubmitPlugins=lua\n"
+        self.ctld("sh", "-c", "cat > /etc/slurm/slurm.conf", stdin=conf)
         self.ctld("scontrol", "reconfigure")
         time.sleep(3)
         self.hook_on = enabled

@@ -14,10 +14,12 @@ import importlib.util
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError, docker_runner
@@ -29,6 +31,7 @@ from .docker import DockerError, container_label, container_states, docker, ensu
 LABEL = f"foresight.cluster={CLUSTER_NAME}"
 CTLD = f"{CLUSTER_NAME}-slurmctld"
 SERVICE = f"{CLUSTER_NAME}-service"
+CTLD_LOG = "/var/log/slurm/slurmctld.log"  # SlurmctldLogFile in slurm.conf.tmpl
 Progress = Callable[[str], None]
 #: Container names are global to the docker engine: one lock for every session that drives them.
 LOCK_PATH = Path("/tmp/foresight-devcluster.lock")
@@ -269,10 +272,9 @@ class DevCluster:
                 if states.get(self.name(r)) != "running"
             ]
             if dead:
-                logs = docker("logs", "--tail", "15", self.name(dead[0]), check=False)
                 raise DockerError(
                     f"container {self.name(dead[0])} is {states.get(self.name(dead[0]))}; "
-                    f"its last log lines:\n{logs.stdout}{logs.stderr}"
+                    f"its last log lines:\n{self._last_words(dead[0])}"
                 )
             try:
                 adapter = self.adapter()
@@ -364,17 +366,40 @@ class DevCluster:
         return subprocess.run([*args, CTLD, *argv], check=False).returncode
 
     def logs(self, role: str = "slurmctld", *, tail: int = 100, follow: bool = False) -> int:
-        """Print a role's container log (``docker logs``); return the exit status."""
-        args = ["docker", "logs", "--tail", str(tail)]
-        if follow:
-            args.append("-f")
-        return subprocess.run([*args, self.name(role)], check=False).returncode
+        """Print a role's log and return the exit status.
+
+        slurmctld writes its own log file (``SlurmctldLogFile``, as a site's does);
+        the other roles log to the container's output (``docker logs``).
+        """
+        if role == "slurmctld":
+            args = ["docker", "exec", CTLD, "tail", "-n", str(tail), *(["-F"] if follow else []),
+                    CTLD_LOG]  # fmt: skip
+        else:
+            args = ["docker", "logs", "--tail", str(tail), *(["-f"] if follow else []),
+                    self.name(role)]  # fmt: skip
+        return subprocess.run(args, check=False).returncode
+
+    def _last_words(self, role: str, lines: int = 15) -> str:
+        """A stopped container's last output (slurmctld's stderr is a file inside it)."""
+        out = docker("logs", "--tail", str(lines), self.name(role), check=False)
+        text = out.stdout + out.stderr
+        if role == "slurmctld":
+            with tempfile.TemporaryDirectory() as tmp:
+                docker("cp", f"{CTLD}:{CTLD_LOG}.stderr", tmp, check=False)
+                err = Path(tmp, Path(CTLD_LOG).name + ".stderr")
+                if err.exists():
+                    text += "\n".join(err.read_text(errors="replace").splitlines()[-lines:])
+        return text
 
     def hook_log(self, since: float) -> list[str]:
-        """job_submit.lua decision lines (``foresight: ...``) slurmctld logged since ``since``."""
-        out = subprocess.run(["docker", "logs", "--since", str(int(since) - 1), CTLD],
-                             capture_output=True, text=True, check=True)
-        return [x for x in (out.stdout + out.stderr).splitlines() if "foresight:" in x]
+        """job_submit.lua decision lines (``foresight: ...``) slurmctld logged since ``since``.
+
+        The log's timestamps are the container's local time, UTC.
+        """
+        out = subprocess.run(["docker", "exec", CTLD, "grep", "-F", "foresight:", CTLD_LOG],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        start = datetime.fromtimestamp(int(since) - 1, UTC).strftime("[%Y-%m-%dT%H:%M:%S")
+        return [x for x in out.stdout.splitlines() if x[:20] >= start]
 
     def reload_hook(self) -> None:
         """Make slurmctld load job_submit.lua afresh (a new Lua state: the breaker closed).

@@ -12,13 +12,14 @@ nor lose the action.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import wait_until
+from cluster_helpers import poll_for, wait_until
 from typer.testing import CliRunner
 
 from energy.journal import Journal
@@ -26,6 +27,7 @@ from energy.planner import PlannerConfig
 from energy.slurm_view import SlurmClusterView
 from predictor.cli import app
 from slurm_hooks.devcluster import DevCluster
+from slurm_hooks.devcluster.cluster import CTLD_LOG
 from slurm_hooks.slurm_adapter import SlurmAdapter
 
 POWER_LOG = "/var/log/slurm/foresight-power.log"
@@ -105,8 +107,37 @@ def scene(
     gone = [n.name for n in slurm.nodes(targets) if not n.available]
     if gone:  # give the nodes back, powered up
         wait_until(lambda: all(powered_down(slurm, n) for n in gone), 60, f"{gone} POWERED_DOWN")
-        slurm.power_node(gone, "up")
-        wait_until(lambda: all(n.available for n in slurm.nodes(gone)), 90, f"{gone} idle again")
+        give_back(cluster, slurm, gone)
+
+
+def give_back(cluster: DevCluster, slurm: SlurmAdapter, names: list[str]) -> None:
+    """Power ``names`` up and wait until they are idle; the next tests need them.
+
+    A node that does not come back within Slurm's ResumeTimeout is marked DOWN:
+    it is then resumed once more (so later tests still have it), and the test
+    fails either way, with the nodes' states and the power and slurmctld logs.
+    """
+    slurm.power_node(names, "up")
+    if poll_for(lambda: all(n.available for n in slurm.nodes(names)), 90):
+        return
+    why = _diagnosis(cluster, slurm, names)
+    stuck = [n.name for n in slurm.nodes(names) if not n.available]
+    cluster.exec(["scontrol", "update", f"nodename={','.join(stuck)}", "state=resume"])
+    slurm.power_node(stuck, "up")
+    back = poll_for(lambda: all(n.available for n in slurm.nodes(names)), 90)
+    pytest.fail(f"{names} not idle 90 s after power_up ({'recovered' if back else 'still not'} "
+                f"after a resume):\n{why}")  # fmt: skip
+
+
+def _diagnosis(cluster: DevCluster, slurm: SlurmAdapter, names: list[str]) -> str:
+    nodes = "\n".join(f"  {n.name}: {n.state_text} reason={n.reason!r}" for n in slurm.nodes(names))
+    pattern = "|".join(names)
+    logs = subprocess.run(
+        ["docker", "exec", cluster.name("slurmctld"), "sh", "-c",
+         f"tail -n 8 {POWER_LOG}; grep -E '{pattern}' {CTLD_LOG} | tail -n 12"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return f"{nodes}\n{logs.stdout}{logs.stderr}"
 
 
 def test_apply_powers_down_only_safe_nodes_and_a_crash_is_neither_repeated_nor_lost(
