@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from flask.testing import FlaskClient
+from service_support import make_home, trained_home_dir
 
+from predictor.config import load_config
 from predictor.logs.schema import to_canonical
+from predictor.service import create_app
 from slurm_hooks.completion_feed import CompletionFeed
 from slurm_hooks.priority_daemon import PriorityDaemon
-from slurm_hooks.service_client import ServiceError, completion, descriptor, score_body
+from slurm_hooks.service_client import (
+    ServiceClient,
+    ServiceError,
+    completion,
+    descriptor,
+    score_body,
+)
 from slurm_hooks.slurm_adapter import SlurmCommandError
 
 
@@ -188,6 +201,40 @@ def test_daemon_scores_without_siblings_when_accounting_is_down():
     report = PriorityDaemon(slurm, service).cycle()
     assert report.error is None and report.scored == 2 and report.siblings == 0
     assert "sibling_runtime_s" not in service.last_batch.columns
+
+
+class _FlaskSession:
+    """``requests.Session.post`` answered by a Flask test client (no socket)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.headers: dict[str, str] = {}
+
+    def post(self, url: str, json: Any, timeout: float) -> SimpleNamespace:
+        resp = self.client.post(url.removeprefix("http://svc"), json=json)
+        return SimpleNamespace(status_code=resp.status_code, text=resp.get_data(as_text=True),
+                               json=lambda: resp.json)  # fmt: skip
+
+
+def test_daemon_scores_limitless_pending_jobs_through_the_service(
+    data: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    home = make_home(trained_home_dir(data, tmp_path_factory), tmp_path / "home")
+    app = create_app(load_config(environ={}, state_dir=home), watch=False)
+    client = ServiceClient("http://svc")
+    client._session = _FlaskSession(app.test_client())  # type: ignore[assignment]
+    now = time.time()  # fresh submissions: below QSSF's ageing promotion
+    rows = [{"job_id": str(i), "user": str(i % 3), "cpus": 2 ** i,
+             "time_limit": [np.nan, 0.0, 3600.0][i % 3], "submit_time": now - i,
+             "state": "PENDING"} for i in range(6)]  # fmt: skip
+    pending = to_canonical(pd.DataFrame(rows)).assign(site_factor=np.nan)
+    slurm = FakeSlurm(pending)
+    report = PriorityDaemon(slurm, client, siblings=False).cycle()  # type: ignore[arg-type]
+    assert report.error is None, report.error
+    assert (report.scored, report.no_limit, report.updated) == (6, 4, 6)
+    factors = [dict(slurm.updates)[str(i)] for i in range(6)]
+    assert all(0 < f < 1_000_000 for f in factors)
+    assert len(set(factors)) > 1  # bigger jobs (more CPUs) rank lower under QSSF
 
 
 T0 = time.time() - 5000

@@ -1,20 +1,13 @@
-"""Jobs without a time limit (Slurm's UNLIMITED): what the served model predicts for them,
-and the priority daemon scoring them through the real service."""
+"""Jobs without a time limit (Slurm's UNLIMITED): what the served model predicts for them.
+
+The priority daemon scoring them through the real service is in test_hooks_daemons.py."""
 
 from __future__ import annotations
-
-import time
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from flask.testing import FlaskClient
-from service_support import make_home, trained_home_dir
 
-from predictor.config import load_config
 from predictor.features import causal_features
 from predictor.logs.schema import to_canonical
 from predictor.models.duration import (
@@ -23,9 +16,6 @@ from predictor.models.duration import (
     anchor_log,
     recency_log,
 )
-from predictor.service import create_app
-from slurm_hooks.priority_daemon import PriorityDaemon
-from slurm_hooks.service_client import ServiceClient
 
 
 def _log(n: int, no_limit_every: int = 0, seed: int = 0) -> pd.DataFrame:
@@ -78,51 +68,3 @@ def test_limitless_jobs_seen_in_validation_share_the_correction() -> None:
     bare = jobs.assign(time_limit=np.nan)
     plain = DurationModel().fit(causal_features(bare).X, bare["run_time"].to_numpy())
     assert plain.shrink_no_limit is None
-
-
-class _FlaskSession:
-    """``requests.Session.post`` answered by a Flask test client (no socket)."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-        self.headers: dict[str, str] = {}
-
-    def post(self, url: str, json: Any, timeout: float) -> SimpleNamespace:
-        resp = self.client.post(url.removeprefix("http://svc"), json=json)
-        return SimpleNamespace(status_code=resp.status_code, text=resp.get_data(as_text=True),
-                               json=lambda: resp.json)  # fmt: skip
-
-
-class _Queue:
-    """A Slurm adapter holding a pending queue and recording site-factor updates."""
-
-    def __init__(self, pending: pd.DataFrame) -> None:
-        self.pending = pending
-        self.updates: dict[str, int] = {}
-
-    def queue(self, states: tuple[str, ...] = ("PENDING", "RUNNING")) -> pd.DataFrame:
-        return self.pending
-
-    def update_job(self, job_id: str, site_factor: int | None = None, **_: Any) -> None:
-        self.updates[str(job_id)] = int(site_factor or 0)
-
-
-def test_daemon_scores_limitless_pending_jobs_through_the_service(
-    data: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
-) -> None:
-    home = make_home(trained_home_dir(data, tmp_path_factory), tmp_path / "home")
-    app = create_app(load_config(environ={}, state_dir=home), watch=False)
-    client = ServiceClient("http://svc")
-    client._session = _FlaskSession(app.test_client())  # type: ignore[assignment]
-    now = time.time()  # fresh submissions: below QSSF's ageing promotion
-    rows = [{"job_id": str(i), "user": str(i % 3), "cpus": 2 ** i,
-             "time_limit": [np.nan, 0.0, 3600.0][i % 3], "submit_time": now - i,
-             "state": "PENDING"} for i in range(6)]  # fmt: skip
-    pending = to_canonical(pd.DataFrame(rows)).assign(site_factor=np.nan)
-    slurm = _Queue(pending)
-    report = PriorityDaemon(slurm, client, siblings=False).cycle()  # type: ignore[arg-type]
-    assert report.error is None, report.error
-    assert (report.scored, report.no_limit, report.updated) == (6, 4, 6)
-    factors = [slurm.updates[str(i)] for i in range(6)]
-    assert all(0 < f < 1_000_000 for f in factors)
-    assert len(set(factors)) > 1  # bigger jobs (more CPUs) rank lower under QSSF
