@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from slurm_hooks.completion_feed import FINISHED
-from slurm_hooks.service_client import ServiceClient, ServiceError
+from slurm_hooks.service_client import ServiceClient, ServiceError, limit_seconds
 from slurm_hooks.siblings import sibling_runtimes
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
@@ -86,7 +86,7 @@ class PriorityDaemon:
         pending = pending.sort_values("submit_time").head(self.max_jobs)
         if pending.empty:
             return report
-        report.no_limit = int((~(pending["time_limit"] > 0)).sum())  # NaN: UNLIMITED
+        report.no_limit = int(pending["time_limit"].map(limit_seconds).isna().sum())
         if self.siblings:
             pending = self._with_siblings(queue, pending, report)
         try:

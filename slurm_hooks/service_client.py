@@ -30,8 +30,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _seconds_or_none(value: Any) -> float | None:
-    """A positive, finite number of seconds, else None: a time limit of 0, NaN or
+def limit_seconds(value: Any) -> float | None:
+    """A time limit as sent to the service: positive, finite seconds, else None: 0, NaN or
     infinity is Slurm's "no limit" (a negative one is unusable); the descriptor leaves
     it out and the service predicts the job without one."""
     value = _clean(value)
@@ -55,7 +55,7 @@ def descriptor(row: Mapping[str, Any]) -> dict[str, Any]:
         "partition": str(row.get("partition") or ""),
         "qos": str(row.get("qos") or ""),
         "name": str(row.get("job_name") or ""),
-        "time_limit": _seconds_or_none(row.get("time_limit")),
+        "time_limit": limit_seconds(row.get("time_limit")),
         "cpus": max(_int_or_none(row.get("cpus")) or 1, 1),
         "gpus": _int_or_none(row.get("gpus")) or 0,
         "nodes": max(_int_or_none(row.get("nodes")) or 1, 1),
