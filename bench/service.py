@@ -288,9 +288,7 @@ def breakdown(home: Path, bodies: list[dict[str, Any]], n: int) -> dict[str, flo
         row = pending_row(job, time.time())
         t1 = time.perf_counter()
         times = StageTimes()
-        s = service.scorer.score_rows(
-            loaded, [row], service.history.store, time.time(), times=times
-        )
+        s = service.scorer.score_row(loaded, row, service.history.store, time.time(), times=times)
         t2 = time.perf_counter()
         ScoreResult(
             runtime_s=float(s.runtime[0]), runtime_interval_s=[float(s.lo[0]), float(s.hi[0])],

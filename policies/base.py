@@ -12,7 +12,11 @@ returns one priority per queued job (higher = sooner). The snapshot is a
 
 Any mapping from column name to a 1-D array works as well as a DataFrame
 (the simulator passes a light column view for speed), so policies only use
-``queue[col]`` and NumPy arithmetic.
+``queue[col]`` and NumPy arithmetic. A policy may also offer ``score_one(job,
+now) -> float``, the same priority for one job given as a mapping of Python
+floats: the service scores each ``sbatch`` alone, and on one row numpy's fixed
+cost per call is most of the work (QSSF has it; tests hold it equal to the
+vectorised call).
 """
 
 from __future__ import annotations
@@ -82,6 +86,20 @@ def job_size(queue: Snapshot) -> np.ndarray:
     gpus = column(queue, "gpus", 0.0)
     cpus = column(queue, "cpus", 1.0)
     return np.where(gpus > 0, gpus, np.fmax(cpus, 1.0))  # NaN GPUs count as 0, NaN CPUs as 1
+
+
+def job_size_one(job: Mapping[str, float]) -> float:
+    """:func:`job_size` of one job given as Python floats (the live single-job path)."""
+    gpus, cpus = job.get("gpus", 0.0), job.get("cpus", 1.0)
+    if gpus > 0:
+        return gpus
+    return 1.0 if cpus != cpus else max(cpus, 1.0)
+
+
+def waited_one(job: Mapping[str, float], now: float) -> float:
+    """:func:`waited` of one job given as Python floats (NaN stays NaN, as in numpy)."""
+    wait = job["wait"] if "wait" in job else now - job["submit_time"]
+    return max(wait, 0.0)
 
 
 def get_policy(name: str, **params: Any) -> Policy:

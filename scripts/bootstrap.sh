@@ -19,11 +19,23 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.1 lua-socket lua-cjson
 fi
+# A C compiler and the interpreter's headers build the service's compiled tree walk
+# (predictor/service/_tree_walk.c; optional: without them the numpy walk serves).
+has_headers() {
+  "$PY" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+if ! command -v cc >/dev/null 2>&1 || ! has_headers; then
+  echo "bootstrap: installing gcc python3-dev (for the compiled tree walk)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev \
+    || echo "bootstrap: could not install them; the service will walk trees with numpy" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.foresight-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+   || [ predictor/service/_tree_walk.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"

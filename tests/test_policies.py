@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies import POLICY_NAMES, get_policy, priority_to_site_factor
 from policies.base import job_size
@@ -131,3 +135,35 @@ def test_qssf_caps_predictions_at_the_time_limit() -> None:
     )
     prio = get_policy("qssf")(q, 0.0)
     np.testing.assert_allclose(prio, -np.log1p([60.0, 100.0]))
+
+
+_maybe_nan = st.one_of(st.floats(0, 1e7), st.just(math.nan))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    predicted=st.one_of(st.floats(-10, 1e8), st.just(math.inf)),
+    limit=st.one_of(st.floats(-1, 1e7), st.just(math.nan), st.just(0.0)),
+    gpus=st.one_of(st.integers(0, 64).map(float), st.just(math.nan)),
+    cpus=st.one_of(st.integers(0, 512).map(float), st.just(math.nan)),
+    submit=_maybe_nan,
+    wait=st.one_of(st.none(), st.floats(-100, 2e6)),
+    max_wait=st.sampled_from([3600.0, 7 * 86400.0, math.inf]),
+)
+def test_qssf_scores_one_job_as_its_vectorised_call_does(
+    predicted: float, limit: float, gpus: float, cpus: float, submit: float,
+    wait: float | None, max_wait: float,
+) -> None:  # fmt: skip
+    policy = get_policy("qssf", max_wait=max_wait)
+    job = {"predicted_runtime": predicted, "time_limit": limit, "gpus": gpus, "cpus": cpus,
+           "submit_time": submit}  # fmt: skip
+    if wait is not None:
+        job["wait"] = wait
+    want = policy({k: np.array([v]) for k, v in job.items()}, 1e7)[0]
+    assert policy.score_one(job, 1e7) == want
+
+
+def test_qssf_one_job_without_a_prediction_is_refused_as_in_the_vectorised_call() -> None:
+    job = {"predicted_runtime": math.nan, "submit_time": 0.0}
+    with pytest.raises(ValueError, match="predicted_runtime has missing values"):
+        get_policy("qssf").score_one(job, 10.0)

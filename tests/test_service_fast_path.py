@@ -107,7 +107,7 @@ def test_a_failure_while_scoring_is_the_routes_json_500(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(service.scorer, "score_rows", broken)
+    monkeypatch.setattr(service.scorer, "score_row", broken)
     status, body = _call(app.wsgi_app, json.dumps(sample_jobs(home, 1)[0]).encode())
     assert status == "500 INTERNAL SERVER ERROR"
     assert body == {"error": "internal error: RuntimeError"}

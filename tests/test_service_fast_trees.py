@@ -13,8 +13,11 @@ from service_support import make_home, sample_jobs, trained_home_dir
 
 from predictor.config import load_config
 from predictor.registry import ModelRegistry
-from predictor.service import create_app
+from predictor.service import create_app, fast_trees
 from predictor.service.fast_trees import CompiledTrees, lean_model
+
+#: The single-row walks this install has (the C one is built where a compiler was there).
+WALKS = ["numpy"] + (["c"] if fast_trees._tree_walk is not None else [])
 
 
 def _booster(objective: str = "reg:absoluteerror", rounds: int = 40, seed: int = 0) -> xgb.Booster:
@@ -28,15 +31,52 @@ def _booster(objective: str = "reg:absoluteerror", rounds: int = 40, seed: int =
     return xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=rounds)
 
 
+@pytest.mark.parametrize("walk", WALKS)
 @pytest.mark.parametrize("objective", ["reg:absoluteerror", "reg:squarederror"])
-def test_compiled_trees_match_the_booster_row_by_row(objective: str) -> None:
+def test_compiled_trees_match_the_booster_row_by_row(objective: str, walk: str) -> None:
     booster = _booster(objective)
-    compiled = CompiledTrees(booster)
+    compiled = CompiledTrees(booster, walk=walk)
+    assert compiled.walk == walk
     X = np.concatenate([compiled.probe_rows(300, seed=3),
                         np.random.default_rng(4).normal(size=(300, 12)).astype(np.float32)])
     want = booster.inplace_predict(X)
     got = np.array([compiled.inplace_predict(x[None])[0] for x in X])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("walk", WALKS)
+def test_a_row_of_the_wrong_length_is_refused_not_read_past_its_end(walk: str) -> None:
+    compiled = CompiledTrees(_booster(), walk=walk)
+    with pytest.raises(ValueError, match="a row of 12 features expected, got 11"):
+        compiled.predict_row(np.zeros(11, dtype=np.float32))
+    assert compiled.predict_row([0] * 12) == compiled.predict_row(np.zeros(12))  # ints: floats
+
+
+@pytest.mark.skipif(fast_trees._tree_walk is None, reason="C extension not built on this install")
+def test_the_c_walk_refuses_what_it_cannot_read() -> None:
+    compiled = CompiledTrees(_booster(), walk="c")
+    walk = fast_trees._tree_walk.walk
+    with pytest.raises(TypeError, match="must be real number"):
+        walk(["x"] * 12, compiled._nodes, compiled._roots)
+    with pytest.raises(ValueError, match="has no feature"):
+        walk([0.0], compiled._nodes, compiled._roots)
+    with pytest.raises(ValueError, match="points outside its"):
+        walk([0.0] * 12, compiled._nodes[:24], compiled._roots)
+    with pytest.raises(TypeError, match=r"walk\(row: list\[float\], nodes: bytes, roots: bytes\)"):
+        walk((0.0,) * 12, compiled._nodes, compiled._roots)
+
+
+def test_an_unknown_walk_is_refused() -> None:
+    with pytest.raises(ValueError, match="walk must be auto, c or numpy, not 'rust'"):
+        CompiledTrees(_booster(), walk="rust")
+
+
+def test_a_split_s_left_child_is_the_next_node() -> None:
+    compiled = CompiledTrees(_booster(rounds=5))
+    splits = np.flatnonzero(compiled.key >= 0)
+    assert splits.size > 0
+    assert (compiled.right[splits] > splits + 1).all()  # the right subtree starts after the left
+    assert compiled.roots[0] == 0 and (np.diff(compiled.roots) > 0).all()
 
 
 def test_several_rows_go_to_the_booster_itself() -> None:
@@ -84,6 +124,32 @@ def test_the_service_scores_with_the_lean_path_and_the_same_numbers(
         exact = original.predict_one(_features(service, job))
         assert lean == pytest.approx(exact, rel=1e-5)
         assert answer["runtime_s"] == pytest.approx(exact[0], rel=1e-4)
+    service.history.close()
+
+
+def test_one_job_scores_as_a_batch_of_one_does(
+    data: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from predictor.service.schemas import JobDescriptor
+    from predictor.service.scoring import pending_row
+
+    home = make_home(trained_home_dir(data, tmp_path_factory), tmp_path / "home")
+    service = create_app(load_config(environ={}, state_dir=home), watch=False).extensions[
+        "foresight"
+    ]
+    loaded, store, scorer = service.slot.current, service.history.store, service.scorer
+    jobs = sample_jobs(home, 12)
+    variants = [*jobs, *({**j, "time_limit": None} for j in jobs[:4]),
+                *({**j, "sibling_runtime_s": 123.0} for j in jobs[4:8]),
+                *({**j, "gpus": 2, "submit_time": 1.0} for j in jobs[8:])]  # fmt: skip
+    for job in variants:
+        row = pending_row(JobDescriptor.model_validate(job), 1.7e9)
+        one, batch = scorer.score_row(loaded, row, store, 1.7e9), scorer.score_rows(
+            loaded, [row], store, 1.7e9
+        )
+        for field in ("runtime", "lo", "hi", "gpu_time", "priority"):
+            assert getattr(one, field)[0] == pytest.approx(getattr(batch, field)[0], rel=1e-5)
+        assert abs(one.site_factor[0] - batch.site_factor[0]) <= 1
     service.history.close()
 
 

@@ -157,7 +157,9 @@ def test_kept_alive_scores_answer_like_the_route(trained_home: Path, tmp_path: P
         two = ask(post(job), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert [s for s, _ in two] == [200, 200] and two[0][1]["runtime_s"] == first["runtime_s"]
         [(status, batch)] = ask(post({"jobs": [job]}, "/v1/jobs/score:batch"))
-        assert status == 200 and batch["results"][0]["runtime_s"] == first["runtime_s"]
+        # a batch goes through the booster and the vectorised policy: equal up to float32
+        assert status == 200
+        assert batch["results"][0]["runtime_s"] == pytest.approx(first["runtime_s"], rel=1e-6)
         sock.close()
         status, text = _call(port, "GET", "/metrics")
         line = 'foresight_http_requests_total{method="POST",route="/v1/jobs/score",status="200"}'

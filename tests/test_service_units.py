@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 from predictor.config import load_config
 from predictor.service.auth import TokenAuth, ensure_token_file
 from predictor.service.errors import ApiError
-from predictor.service.scoring import SITE_FACTOR_SCALE, absolute_site_factor
+from predictor.service.scoring import (
+    SITE_FACTOR_SCALE,
+    absolute_site_factor,
+    absolute_site_factor_one,
+)
 
 
 def test_token_file_created_private_once(tmp_path: Path) -> None:
@@ -57,6 +61,12 @@ def test_absolute_site_factor_is_monotone_and_bounded(values: list[float]) -> No
     factors = absolute_site_factor(p)
     assert np.all(np.diff(factors) >= 0)
     assert factors.min() >= 0 and factors.max() <= SITE_FACTOR_SCALE
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.floats(-1e14, 1e14), st.sampled_from([0.0, -0.0, 1e12, -1e10, 0.5, -0.5])))
+def test_one_priority_gets_the_site_factor_of_the_vectorised_mapping(priority: float) -> None:
+    assert absolute_site_factor_one(priority) == absolute_site_factor(np.array([priority]))[0]
 
 
 def test_site_factor_midpoint_is_priority_zero() -> None:

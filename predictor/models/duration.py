@@ -337,21 +337,35 @@ class DurationModel:
         return out
 
     def predict_one(self, features: Sequence[float]) -> tuple[float, float, float]:
-        """Fast path for one feature row: ``(runtime_s, lo_s, hi_s)``."""
-        row = np.asarray(features, dtype=np.float32).reshape(1, -1)
+        """Fast path for one feature row: ``(runtime_s, lo_s, hi_s)``.
+
+        Works on the row as Python floats (what :func:`build_feature_row` returns):
+        on one row, every numpy call costs more than the arithmetic it does.
+        """
         if tuple(self.feature_names) != FEATURE_NAMES:
+            row = np.asarray(features, dtype=np.float32).reshape(1, -1)
             center = float(self.predict_log(row)[0])
             lo, hi = (float(v[0]) for v in self.interval_log(row))
             return math.exp(center), math.exp(center + lo), math.exp(center + hi)
-        req = float(row[0, _LIMIT_AT])
+        if not isinstance(features, list):
+            features = np.asarray(features, dtype=np.float64).tolist()
+        req = features[_LIMIT_AT]
         shrink, (lo, hi) = self._no_limit_fit() if math.isnan(req) else (self.shrink, self.interval)
         if self._use_limit() and not math.isnan(req):
             center = _log_limit_one(req)  # validation chose the plain limit
         elif shrink == 0.0:
-            center = _anchor_one(row[0].tolist())
+            center = _anchor_one(features)
         else:
-            center = shrink * float(self._raw(row)[0]) + _anchor_one(row[0].tolist())
+            center = shrink * self._raw_one(features) + _anchor_one(features)
         return math.exp(center), math.exp(center + lo), math.exp(center + hi)
+
+    def _raw_one(self, features: list[float]) -> float:
+        """:meth:`_raw` of one row; through the estimator's ``predict_row`` where it has one
+        (the service's compiled trees, :mod:`predictor.service.fast_trees`)."""
+        predict_row = getattr(self.estimator, "predict_row", None)
+        if predict_row is not None:
+            return float(predict_row(features))
+        return float(self._raw(np.asarray([features], dtype=np.float32))[0])
 
     # --- persistence -------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def score_one(service: Service, loaded: LoadedModel, job: JobDescriptor) -> Scor
     """The answer for one job (the route above and :mod:`predictor.service.fast_path`)."""
     now = time.time()
     row = pending_row(job, now)
-    s = service.scorer.score_rows(loaded, [row], service.history.store, now)
+    s = service.scorer.score_row(loaded, row, service.history.store, now)
     service.metrics.jobs_scored.inc()
     service.metrics.predicted_runtime.observe(float(s.runtime[0]))
     hints = _hints(service, job)

@@ -102,6 +102,13 @@ def absolute_site_factor(priority: np.ndarray) -> np.ndarray:
     return np.rint((scaled + 1.0) * SITE_FACTOR_SCALE / 2).astype(np.int64)
 
 
+def absolute_site_factor_one(priority: float) -> int:
+    """:func:`absolute_site_factor` of one priority given as a Python float."""
+    signed_log = math.copysign(math.log1p(abs(priority)), priority)
+    scaled = min(max(signed_log / _PRIORITY_SPAN, -1.0), 1.0)
+    return round((scaled + 1.0) * SITE_FACTOR_SCALE / 2)
+
+
 def feature_row(row: dict[str, Any], history: HistoryStore, attempts: int = 3) -> list[float]:
     """:func:`build_feature_row`, retried if a writer thread changed a bucket mid-read.
 
@@ -124,16 +131,20 @@ class PredictionError(RuntimeError):
     """The model answered something that is not a usable prediction (a model bug)."""
 
 
+#: A result column: an array (:meth:`Scorer.score_rows`), a list of one (:meth:`Scorer.score_row`).
+Column = np.ndarray | list[float]
+
+
 @dataclass
 class Scores:
     """Column-wise results for n jobs."""
 
-    runtime: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    gpu_time: np.ndarray
-    priority: np.ndarray
-    site_factor: np.ndarray
+    runtime: Column
+    lo: Column
+    hi: Column
+    gpu_time: Column
+    priority: Column
+    site_factor: np.ndarray | list[int]
 
 
 @dataclass
@@ -163,16 +174,13 @@ class Scorer:
                 "(a live queue has only the request and the prediction)"
             ) from exc
 
-    def _predict(self, loaded: LoadedModel, X: np.ndarray) -> tuple[np.ndarray, ...]:
-        model = loaded.model
-        if X.shape[0] == 1 and hasattr(model, "predict_one"):
-            out = tuple(np.array([v], dtype=np.float64) for v in model.predict_one(X[0]))
-        else:
-            pred = model.predict(X)
-            out = tuple(
-                np.asarray(pred[key], dtype=np.float64)
-                for key in ("runtime_s", "runtime_lo_s", "runtime_hi_s")
-            )
+    def _predict(self, loaded: LoadedModel, features: list[list[float]]) -> tuple[np.ndarray, ...]:
+        X = np.array(features, dtype=np.float64).reshape(len(features), len(FEATURE_NAMES))
+        pred = loaded.model.predict(X)
+        out = tuple(
+            np.asarray(pred[key], dtype=np.float64)
+            for key in ("runtime_s", "runtime_lo_s", "runtime_hi_s")
+        )
         if not all(np.isfinite(a).all() for a in out):
             raise PredictionError(f"model {loaded.version} returned a non-finite prediction")
         return out
@@ -215,10 +223,9 @@ class Scorer:
         """
         times = times if times is not None else StageTimes()
         t0 = time.perf_counter()
-        X = np.array([feature_row(row, history) for row in rows], dtype=np.float64)
-        X = X.reshape(len(rows), len(FEATURE_NAMES))
+        features = [feature_row(row, history) for row in rows]
         t1 = time.perf_counter()
-        runtime, lo, hi = self._predict(loaded, X)
+        runtime, lo, hi = self._predict(loaded, features)
         siblings = [row.get(SIBLING_RUNTIME, NAN) for row in rows]
         if any(v == v for v in siblings):  # ended burst siblings known: they replace the model
             runtime = np.where(np.isnan(siblings), runtime, siblings)
@@ -231,3 +238,45 @@ class Scorer:
             for c in _SNAPSHOT_COLUMNS
         }
         return self._finish(runtime, lo, hi, columns, now, times)
+
+    def score_row(
+        self,
+        loaded: LoadedModel,
+        row: dict[str, Any],
+        history: HistoryStore,
+        now: float,
+        *,
+        times: StageTimes | None = None,
+    ) -> Scores:
+        """:meth:`score_rows` of ``[row]``, on Python floats: the path of each ``sbatch``.
+
+        On one row, every numpy call costs more than the arithmetic it does (about
+        0.1 ms each when the call finds the caches cold, as a submission a few
+        milliseconds after the last one does), so the model's ``predict_one`` and the
+        policy's ``score_one`` compute the same numbers without arrays (tests hold the
+        two paths equal). A model or policy without them goes through :meth:`score_rows`.
+        """
+        model = loaded.model
+        if not (hasattr(model, "predict_one") and hasattr(self.policy, "score_one")):
+            return self.score_rows(loaded, [row], history, now, times=times)
+        times = times if times is not None else StageTimes()
+        t0 = time.perf_counter()
+        features = feature_row(row, history)
+        t1 = time.perf_counter()
+        runtime, lo, hi = model.predict_one(features)
+        if not (math.isfinite(runtime) and math.isfinite(lo) and math.isfinite(hi)):
+            raise PredictionError(f"model {loaded.version} returned a non-finite prediction")
+        sibling = row.get(SIBLING_RUNTIME, NAN)
+        if sibling == sibling:  # ended burst siblings known: they replace the model
+            runtime, lo, hi = sibling, min(lo, sibling), max(hi, sibling)
+        t2 = time.perf_counter()
+        job = {c: row[c] for c in _SNAPSHOT_COLUMNS}
+        job["predicted_runtime"] = runtime
+        priority = self.policy.score_one(job, now)  # type: ignore[attr-defined]
+        site = absolute_site_factor_one(priority)
+        gpus = row["gpus"]
+        gpu_time = runtime * (0.0 if gpus != gpus else gpus)
+        times.features += t1 - t0
+        times.model += t2 - t1
+        times.policy += time.perf_counter() - t2
+        return Scores([runtime], [lo], [hi], [gpu_time], [priority], [site])

@@ -26,7 +26,9 @@ HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 #: Slurm version -> Debian suite whose ``slurm-wlm`` package carries it.
 SUITES: dict[str, str] = {"22.05": "bookworm", "24.11": "trixie"}
 #: What goes into the service image: the project's packages and its metadata.
-SERVICE_SOURCES = ("pyproject.toml", "README.md", "predictor", "policies", "energy", "slurm_hooks")
+SERVICE_SOURCES = (
+    "pyproject.toml", "setup.py", "README.md", "predictor", "policies", "energy", "slurm_hooks"
+)
 
 Progress = Callable[[str], None]
 
@@ -37,7 +39,7 @@ def _hash_files(paths: Iterable[Path], extra: str = "") -> str:
     for root in paths:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
+            if not f.is_file() or "__pycache__" in f.parts or f.suffix in (".pyc", ".so"):
                 continue
             h.update(str(f.relative_to(PROJECT_ROOT)).encode())
             h.update(f.read_bytes())
@@ -143,7 +145,8 @@ def build_service(version: str, progress: Progress = print) -> str:
         for name in SERVICE_SOURCES:
             path = PROJECT_ROOT / name
             if path.is_dir():
-                shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+                skip = shutil.ignore_patterns("__pycache__", "*.so")  # built here, not there
+                shutil.copytree(path, src / name, ignore=skip)
             elif path.exists():
                 shutil.copy2(path, src / name)
         if not (src / "README.md").exists():  # pyproject names it as the readme
