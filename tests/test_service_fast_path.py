@@ -113,6 +113,17 @@ def test_a_failure_while_scoring_is_the_routes_json_500(
     assert body == {"error": "internal error: RuntimeError"}
 
 
+def test_a_non_finite_prediction_is_a_500_not_a_site_factor(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(home)
+    model = app.extensions["foresight"].slot.current.model
+    monkeypatch.setattr(model, "predict_one", lambda _features: (float("nan"), 1.0, 2.0))
+    status, body = _call(app.wsgi_app, json.dumps(sample_jobs(home, 1)[0]).encode())
+    assert status == "500 INTERNAL SERVER ERROR"
+    assert body == {"error": "internal error: PredictionError"}
+
+
 def test_fast_path_requests_are_counted_in_the_metrics(home: Path) -> None:
     app = _app(home)
     client = app.test_client()
