@@ -369,5 +369,6 @@ def test_batch_submissions_recorded_off_the_request_path(home: Path) -> None:
     assert history_a.flush() == 1  # the watcher's step
     assert history_a.store.stats("user", "fresh-user").n_submitted == 1
     history_b = b.extensions["foresight"].history
-    history_b.pull()  # the other worker's watcher step
+    assert history_b.pull() == 1  # the other worker's watcher step
     assert history_b.store.stats("user", "fresh-user").n_submitted == 1
+    assert history_b.pull() == 0  # nothing new since: nothing folded twice

@@ -59,15 +59,21 @@ class HistorySync:
         row = self._reader.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
         return int(row[0])
 
-    def _new_rows(self, table: str) -> pd.DataFrame:
+    def _new_rows(self, table: str) -> pd.DataFrame | None:
+        """Rows of ``table`` written since the last pull; None when there are none.
+
+        That is the common case, once a second in every worker, so it builds no
+        DataFrame: two empty frames cost ~3 ms of CPU, during which a score request
+        arriving at the worker waits for the GIL.
+        """
         cursor = self._reader.execute(
             f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid", (self._marks[table],)
         )
-        names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-        frame = pd.DataFrame(rows, columns=names)
-        if rows:
-            self._marks[table] = int(frame["rowid"].max())
+        if not rows:
+            return None
+        frame = pd.DataFrame(rows, columns=[d[0] for d in cursor.description])
+        self._marks[table] = int(frame["rowid"].max())
         return frame.drop(columns="rowid")
 
     def _fold(self, jobs: pd.DataFrame, completed: bool) -> int:
@@ -86,9 +92,9 @@ class HistorySync:
             submitted = self._new_rows("submitted")
             ended = self._new_rows("ended")
         added = 0
-        if not submitted.empty:
+        if submitted is not None:
             added += self._fold(to_canonical(submitted), completed=False)
-        if not ended.empty:
+        if ended is not None:
             added += self._fold(to_canonical(ended), completed=True)
         return added
 
