@@ -62,6 +62,10 @@ def test_the_c_walk_refuses_what_it_cannot_read() -> None:
         walk([0.0], compiled._nodes, compiled._roots)
     with pytest.raises(ValueError, match="points outside its"):
         walk([0.0] * 12, compiled._nodes[:24], compiled._roots)
+    # a split whose right child is itself, and every value goes right
+    loop = np.array([(0, -np.inf, 0)], dtype=fast_trees._NODE).tobytes()
+    with pytest.raises(ValueError, match="tree 0 does not reach a leaf"):
+        walk([1.0] * 12, loop, np.zeros(1, dtype=np.int32).tobytes())
     with pytest.raises(TypeError, match=r"walk\(row: list\[float\], nodes: bytes, roots: bytes\)"):
         walk((0.0,) * 12, compiled._nodes, compiled._roots)
 

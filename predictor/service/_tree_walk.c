@@ -34,9 +34,13 @@ static PyObject *walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     float total = 0.0f;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         int32_t node = roots[t];
-        for (;;) {
+        for (Py_ssize_t steps = 0;; steps++) {
             if (node < 0 || node >= n_nodes) {
                 PyErr_Format(PyExc_ValueError, "tree %zd points outside its %zd nodes", t, n_nodes);
+                return NULL;
+            }
+            if (steps > n_nodes) { /* a cycle: no walk through a tree visits a node twice */
+                PyErr_Format(PyExc_ValueError, "tree %zd does not reach a leaf", t);
                 return NULL;
             }
             const Node *here = &nodes[node];
