@@ -65,11 +65,34 @@ def test_xgboost_beats_persistence_on_a_daily_cycle() -> None:
     assert xgb < 0.5 * base
 
 
+def test_changes_that_do_not_beat_persistence_out_of_sample_are_shrunk_to_it() -> None:
+    cycle = DemandForecaster(horizons=(1, 6), params=SMALL).fit(daily_series(10))
+    assert min(cycle.shrink.values()) > 0.8  # a daily cycle: the model's changes are kept
+    rng = np.random.default_rng(1)  # a walk between 40 and 60 nodes: no change is predictable
+    index = pd.date_range("2021-03-01", periods=14 * 144, freq="10min")
+    level = [50.0]
+    for step in rng.choice([-1.0, 0.0, 1.0], len(index) - 1):
+        level.append(min(60.0, max(40.0, level[-1] + step)))
+    walk = pd.Series(level, index=index)
+    split = index[10 * 144]
+    model = DemandForecaster(horizons=(1, 6), params=SMALL).fit(walk.loc[:split])
+    assert max(model.shrink.values()) < 0.3
+    as_fitted = DemandForecaster(horizons=(1, 6), params=SMALL).fit(walk.loc[:split], shrink=False)
+    assert as_fitted.shrink == {1: 1.0, 6: 1.0}
+    rmse = {name: horizon_rmse(m.predict(walk), walk, 6, split, index[-1])
+            for name, m in (("shrunk", model), ("as_fitted", as_fitted),
+                            ("persistence", PersistenceForecaster(horizons=(6,))))}
+    assert rmse["shrunk"] < rmse["as_fitted"]
+    assert rmse["shrunk"] < 1.01 * rmse["persistence"]
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    s = daily_series(3)
+    s = daily_series(5)
     model = DemandForecaster(horizons=(1, 2), params=SMALL).fit(s)
+    assert set(model.shrink) == {1, 2}
     model.save(tmp_path / "m")
     again = load(tmp_path / "m")
+    assert again.shrink == model.shrink
     pd.testing.assert_frame_equal(model.predict(s), again.predict(s))
     PersistenceForecaster().save(tmp_path / "p")
     assert isinstance(load(tmp_path / "p"), PersistenceForecaster)

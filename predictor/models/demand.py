@@ -6,6 +6,10 @@ change ``demand[t + h] - demand[t]``. So a forecast for ``t + h`` uses data up t
 ``t`` and nothing later, whatever the caller passes in. One XGBoost regressor per
 horizon (direct strategy); a pseudo-Huber loss keeps the telemetry glitches of
 real clusters (whole-cluster drops to zero for a step) from steering the fit.
+Each horizon's forecast change is then scaled by a factor in [0, 1] fitted on
+rolling-origin folds of the training data (:func:`shrink_factors`): where the
+model's changes do not beat "no change" out of sample (small, jumpy clusters)
+the forecast falls back towards persistence instead of adding noise.
 
 :class:`PersistenceForecaster` (forecast = last value) shares the interface, so
 the evaluation and the controller run baselines through the same code path.
@@ -24,6 +28,9 @@ import pandas as pd
 KINDS = ("xgboost", "persistence")
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 _ROLL_WINDOWS = (6, 36, 144)
+# Rolling-origin folds for the shrink factors: fit on the first a, score on a..b.
+SHRINK_FOLDS: tuple[tuple[float, float], ...] = ((0.5, 0.75), (0.75, 1.0))
+_MIN_TRAIN = 2 * 144  # two days of 10-minute steps
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 300,
     "max_depth": 3,
@@ -104,33 +111,45 @@ class DemandForecaster:
     kind: str = "xgboost"
     models: dict[int, Any] = field(default_factory=dict, repr=False)
     trained_until: str | None = None
+    shrink: dict[int, float] = field(default_factory=dict)
+    """Per horizon, the factor on the model's forecast change (1.0 = as fitted)."""
 
-    def fit(self, demand: pd.Series) -> DemandForecaster:
-        """Train on a demand series (one row per step, no gaps)."""
-        from xgboost import XGBRegressor
-
+    def fit(self, demand: pd.Series, *, shrink: bool = True) -> DemandForecaster:
+        """Train on a demand series (one row per step, no gaps); ``shrink=False``
+        keeps every horizon's change as fitted (factor 1)."""
         s = _check(demand).astype("float64")
-        if len(s) < 2 * 144:
+        if len(s) < _MIN_TRAIN:
             raise ValueError(f"need at least 2 days of steps to train, got {len(s)}")
-        x = demand_features(s)
-        self.models = {}
-        for h in self.horizons:
-            y = s.shift(-h) - s
-            ok = y.notna().to_numpy()
-            model = XGBRegressor(**self.params)
-            model.fit(x[ok], y[ok])
-            self.models[h] = model
+        self.shrink = shrink_factors(self, s) if shrink else {h: 1.0 for h in self.horizons}
+        self.models = self._fit_models(s)
         self.trained_until = str(s.index[-1])
         return self
 
-    def predict(self, demand: pd.Series) -> pd.DataFrame:
-        """Row ``t``, column ``h``: the forecast for step ``t + h`` made at ``t`` (clipped >= 0)."""
+    def _fit_models(self, s: pd.Series) -> dict[int, Any]:
+        from xgboost import XGBRegressor
+
+        x = demand_features(s)
+        models = {}
+        for h in self.horizons:
+            y = s.shift(-h) - s
+            ok = y.notna().to_numpy()
+            models[h] = XGBRegressor(**self.params).fit(x[ok], y[ok])
+        return models
+
+    def predicted_change(self, demand: pd.Series) -> pd.DataFrame:
+        """Row ``t``, column ``h``: the model's change ``demand[t + h] - demand[t]``, unscaled."""
         if not self.models:
             raise ValueError("DemandForecaster is not fitted")
-        s = _check(demand).astype("float64")
-        x = demand_features(s)
-        out = {h: np.maximum(s.to_numpy() + self.models[h].predict(x), 0.0) for h in self.horizons}
-        return pd.DataFrame(out, index=s.index)
+        x = demand_features(_check(demand).astype("float64"))
+        return pd.DataFrame({h: self.models[h].predict(x) for h in self.horizons}, index=x.index)
+
+    def predict(self, demand: pd.Series) -> pd.DataFrame:
+        """Row ``t``, column ``h``: the forecast for step ``t + h`` made at ``t`` (clipped >= 0)."""
+        change = self.predicted_change(demand)
+        level = demand.astype("float64").to_numpy()
+        out = {h: np.maximum(level + self.shrink.get(h, 1.0) * change[h].to_numpy(), 0.0)
+               for h in self.horizons}
+        return pd.DataFrame(out, index=change.index)
 
     def save(self, path: str | Path) -> None:
         """Write the models (XGBoost JSON) and metadata into directory ``path``."""
@@ -143,8 +162,41 @@ class DemandForecaster:
             "horizons": list(self.horizons),
             "params": self.params,
             "trained_until": self.trained_until,
+            "shrink": {str(h): w for h, w in self.shrink.items()},
         }
         _write_meta(path, meta)
+
+
+def shrink_factors(model: DemandForecaster, demand: pd.Series) -> dict[int, float]:
+    """Per horizon, the least-squares factor in [0, 1] on the forecast change, out of sample.
+
+    For each fold ``(a, b)`` of :data:`SHRINK_FOLDS` a copy of ``model`` is trained
+    on the first share ``a`` of ``demand`` and predicts the changes of the steps in
+    ``a .. b``; the factor minimises the squared error of ``level + factor x change``
+    over all folds (0 = persistence, 1 = the model as fitted). Folds too short to
+    train (2 days) or to score (1 day) are skipped; with none left the factor is 1.
+    """
+    s = demand.to_numpy(dtype="float64")
+    n = len(s)
+    pred: dict[int, list[np.ndarray]] = {h: [] for h in model.horizons}
+    real: dict[int, list[np.ndarray]] = {h: [] for h in model.horizons}
+    for a, b in SHRINK_FOLDS:
+        lo, hi = max(_MIN_TRAIN, int(n * a)), int(n * b)
+        if hi - lo < 144:
+            continue
+        fold = DemandForecaster(horizons=model.horizons, params=model.params)
+        fold.models = fold._fit_models(demand.iloc[:lo])
+        change = fold.predicted_change(demand.iloc[:hi])
+        for h in model.horizons:
+            pred[h].append(change[h].to_numpy()[lo:hi - h])
+            real[h].append(s[lo + h:hi] - s[lo:hi - h])
+    factors = {}
+    for h in model.horizons:
+        p = np.concatenate(pred[h]) if pred[h] else np.empty(0)
+        y = np.concatenate(real[h]) if real[h] else np.empty(0)
+        denom = float(p @ p)
+        factors[h] = 1.0 if denom <= 0 else float(np.clip(float(p @ y) / denom, 0.0, 1.0))
+    return factors
 
 
 @dataclass
@@ -277,6 +329,7 @@ def load(path: str | Path) -> DemandForecaster | PersistenceForecaster | PeakFor
         params=meta.get("params", dict(DEFAULT_PARAMS)),
         models=models,
         trained_until=meta.get("trained_until"),
+        shrink={int(h): float(w) for h, w in meta.get("shrink", {}).items()},
     )
 
 
