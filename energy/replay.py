@@ -84,6 +84,17 @@ def default_window(
     return Window(start, end, max(first, start - pd.Timedelta(days=VALIDATION_DAYS)))
 
 
+def _resize(on: int, booting: int, before: int, now: int) -> int:
+    """Nodes on after the cluster's size changed from ``before`` to ``now``.
+
+    Nodes that join arrive powered on (a node added to Slurm boots to join it);
+    nodes that leave are taken from those powered off first. So a change of
+    size never gives a policy nodes off for free: a telemetry glitch that drops
+    part of the cluster for a step can only cost it the nodes it had powered off.
+    """
+    return max(0, min(on + max(0, now - before), now - booting))
+
+
 def simulate_foresight(
     steps: pd.DataFrame,
     forecasts: pd.DataFrame,
@@ -118,7 +129,7 @@ def simulate_foresight(
         booting_n = sum(k for _, k in booting)
         if wake_peak is not None and demand[t] > wake_peak:
             wake_peak, peak_at = float(demand[t]), t
-        on = min(on, int(total[t]))
+        on = _resize(on, booting_n, int(total[max(t - 1, i0)]), int(total[t]))
         powered[j], available[j] = on + booting_n, on
         dec = decide(
             busy=int(demand[t]),
@@ -168,9 +179,12 @@ def simulate_idle_timeout(
             idle.extend([t] * booting.popleft()[1])
         booting_n = sum(k for _, k in booting)
         on = busy + len(idle)
-        while on > total[t] and idle:  # nodes left the cluster
+        resized = _resize(on, booting_n, int(total[max(t - 1, i0)]), int(total[t]))
+        idle.extend([t] * max(0, resized - on))  # nodes joined, on and idle
+        while on > resized and idle:  # nodes left the cluster
             idle.pop()
             on -= 1
+        on = busy + len(idle)
         powered[j], available[j] = on + booting_n, on
         want = min(int(demand[t]), on)
         while busy < want:

@@ -82,6 +82,29 @@ def test_forecast_peak_holds_nodes_on_above_the_lookback() -> None:
     assert plain["powered"][-1] == 10 and held["powered"][-1] == 25
 
 
+def test_a_change_of_cluster_size_gives_no_policy_nodes_off_for_free() -> None:
+    # 10 busy of 20; at step 50 the cluster reads 12 for one step (a telemetry
+    # glitch), and from step 100 it has 30 nodes (10 joined).
+    demand = [10] * 150
+    frame = steps_frame(demand, 20)
+    frame.iloc[50, frame.columns.get_loc("total")] = 12
+    frame.iloc[100:, frame.columns.get_loc("total")] = 30
+    cfg = PlannerConfig(min_on_dwell_s=0, lookback_steps=1, keep_buffer=2, max_down_per_step=2,
+                        reference_swing=0)
+    fc = PersistenceForecaster().predict(frame["demand"])
+    run = simulate_foresight(frame, fc, cfg, 0, 149)
+    assert run["powered"][49] == 12  # it powered 8 of the 20 nodes down
+    # the glitch takes the 8 nodes that were off; they come back on and go down again
+    assert run["powered"][50:53].tolist() == [12, 20, 18] and run["powered"][55] == 12
+    assert run["powered"][100] == 22  # the 10 nodes that joined arrive on, then go down
+    assert run["powered"][-1] == 12 and not run["woke"].any()
+    idle = simulate_idle_timeout(frame, 3, 1, 0, 149)
+    assert idle["powered"][49] == 10 and idle["powered"][50] == 10
+    assert idle["powered"][51] == 18 and idle["powered"][55] == 10  # 8 of its 10 off came back on
+    assert idle["powered"][100] == 20 and idle["powered"][105] == 10  # joined idle, timed out
+    assert not idle["woke"].any()
+
+
 def test_replay_reports_the_issue_json_shape() -> None:
     rng = np.random.default_rng(2)
     demand = np.clip(50 + np.cumsum(rng.integers(-1, 2, 6 * 144)), 0, 90)
