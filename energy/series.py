@@ -169,8 +169,18 @@ def to_steps(series: Series, step: pd.Timedelta = STEP) -> pd.DataFrame:
         out["pending"] = grouped["pending"].max()
     out["missing"] = out["demand"].isna()
     if out["missing"].mean() > 0.5:
+        gaps = series.frame.index.to_series().diff().dropna()
+        sampled = gaps.median() if not gaps.empty else None
+        minutes = step.total_seconds() / 60
+        why = (
+            f": the series is sampled every {sampled.total_seconds() / 60:g} min (median), "
+            f"coarser than the {minutes:g}-minute step; give a series sampled at least "
+            f"every {minutes:g} min"
+            if sampled is not None and sampled > step
+            else ""
+        )
         raise SeriesError(
-            f"{series.name}: {int(out['missing'].sum())} of {len(out)} steps have no data"
+            f"{series.name}: {int(out['missing'].sum())} of {len(out)} steps have no data{why}"
         )
     filled = out.drop(columns="missing").ffill().astype("int64")
     filled["missing"] = out["missing"]

@@ -69,6 +69,15 @@ def test_gap_is_kept_missing_not_invented(tmp_path: Path) -> None:
     assert steps["demand"].iloc[4] == steps["demand"].iloc[2]  # carried forward, not scored
 
 
+def test_a_series_sampled_more_coarsely_than_the_step_is_refused_saying_so(
+    tmp_path: Path,
+) -> None:
+    hourly = "".join(f"2020-01-01 {h:02d}:00:00,3,10\n" for h in range(12))
+    with pytest.raises(SeriesError, match=r"sampled every 60 min \(median\), "
+                                          r"coarser than the 10-minute step"):
+        to_steps(load_series(write(tmp_path, hourly)))
+
+
 def test_helios_vc_nodes_are_gpus_over_8_rounded_up(tmp_path: Path) -> None:
     path = tmp_path / "vcA.csv.gz"
     rows = "time,running_gpu_num,total_gpu_num,pending_gpu_num\n"
