@@ -191,7 +191,9 @@ def load_steps(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[
     """Per-step frame of a series file, or of a folder of per-VC files summed per step.
 
     Returns ``(steps, repairs, name)``; a folder sums the VCs' demand and nodes
-    (each VC's nodes rounded up separately, as they are separate machines).
+    (each VC's nodes rounded up separately, as they are separate machines). A VC
+    whose file starts later or ends earlier than the others adds no nodes outside
+    its own time range; only gaps inside a file's range are missing steps.
     """
     path = Path(path)
     if not path.is_dir():
@@ -211,9 +213,11 @@ def load_steps(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[
     total = None
     missing = pd.Series(False, index=index)
     for part in parts:
+        # Outside its own first..last step a VC has no nodes (it did not exist yet,
+        # or no longer): it adds 0 there, and its absence is not missing data.
         part = part.reindex(index)
-        missing |= part["missing"].isna() | part["missing"].fillna(False).astype(bool)
-        numbers = part.drop(columns="missing").ffill().fillna(0)
+        missing |= part["missing"].fillna(False).astype(bool)
+        numbers = part.drop(columns="missing").fillna(0)
         total = numbers if total is None else total + numbers
     assert total is not None
     steps = total.astype("int64")

@@ -92,6 +92,21 @@ def test_helios_vc_nodes_are_gpus_over_8_rounded_up(tmp_path: Path) -> None:
     assert name == tmp_path.name and steps["demand"].iloc[0] == 2
 
 
+def test_a_vc_file_covering_part_of_the_time_adds_nothing_outside_it(tmp_path: Path) -> None:
+    def vc(name: str, start: int, stop: int, running: int) -> None:
+        rows = "time,running_gpu_num,total_gpu_num\n" + "".join(
+            f"2020-05-01 {m // 60:02d}:{m % 60:02d}:00,{running},16\n" for m in range(start, stop)
+        )
+        (tmp_path / name).write_text(rows)
+
+    vc("vcA.csv", 0, 60, 8)  # the whole hour: 1 busy node of 2
+    vc("vcB.csv", 20, 40, 16)  # only 00:20-00:39: 2 busy of 2
+    steps, _, _ = load_steps(tmp_path)
+    assert steps["demand"].tolist() == [1, 1, 3, 3, 1, 1]
+    assert steps["total"].tolist() == [2, 2, 4, 4, 2, 2]
+    assert not steps["missing"].any()
+
+
 def test_format_mismatch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SeriesError, match="not 'helios-vc'"):
         load_series(write(tmp_path, minutes(3)), "helios-vc")
