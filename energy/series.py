@@ -16,7 +16,6 @@ with a :class:`SeriesError` that names the offending file lines.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path) -> pd.Series:
 
 
 def _nodes_from_gpus(gpus: pd.Series) -> pd.Series:
-    return gpus.map(lambda g: math.ceil(g / GPUS_PER_NODE)).astype("int64")
+    return np.ceil(gpus / GPUS_PER_NODE).astype("int64")
 
 
 def load_series(path: str | Path, fmt: str = "auto") -> Series:
