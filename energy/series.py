@@ -201,14 +201,19 @@ def load_steps(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[
     files = sorted(p for p in path.iterdir() if p.name.endswith((".csv", ".csv.gz")))
     if not files:
         raise SeriesError(f"{path}: folder holds no .csv or .csv.gz series")
-    parts, repairs = [], []
+    parts, names, repairs = [], [], []
     for file in files:
         series = load_series(file, fmt)
         parts.append(to_steps(series))
+        names.append(series.name)
         repairs += [f"{series.name}: {r}" for r in series.repairs]
     index = parts[0].index
     for part in parts[1:]:
         index = index.union(part.index)
+    for name, part in zip(names, parts, strict=True):
+        if (part.index[0], part.index[-1]) != (index[0], index[-1]):
+            repairs.append(f"{name}: covers {part.index[0]} .. {part.index[-1]} only "
+                           f"(the folder: {index[0]} .. {index[-1]}); no nodes outside it")
     total = None
     missing = pd.Series(False, index=index)
     for part in parts:

@@ -101,7 +101,9 @@ def test_a_vc_file_covering_part_of_the_time_adds_nothing_outside_it(tmp_path: P
 
     vc("vcA.csv", 0, 60, 8)  # the whole hour: 1 busy node of 2
     vc("vcB.csv", 20, 40, 16)  # only 00:20-00:39: 2 busy of 2
-    steps, _, _ = load_steps(tmp_path)
+    steps, repairs, _ = load_steps(tmp_path)
+    assert repairs == ["vcB: covers 2020-05-01 00:20:00 .. 2020-05-01 00:30:00 only (the "
+                       "folder: 2020-05-01 00:00:00 .. 2020-05-01 00:50:00); no nodes outside it"]
     assert steps["demand"].tolist() == [1, 1, 3, 3, 1, 1]
     assert steps["total"].tolist() == [2, 2, 4, 4, 2, 2]
     assert not steps["missing"].any()
