@@ -178,12 +178,10 @@ def simulate_idle_timeout(
         while booting and booting[0][0] <= t:
             idle.extend([t] * booting.popleft()[1])
         booting_n = sum(k for _, k in booting)
-        on = busy + len(idle)
-        resized = _resize(on, booting_n, int(total[max(t - 1, i0)]), int(total[t]))
-        idle.extend([t] * max(0, resized - on))  # nodes joined, on and idle
-        while on > resized and idle:  # nodes left the cluster
+        resized = _resize(busy + len(idle), booting_n, int(total[max(t - 1, i0)]), int(total[t]))
+        idle.extend([t] * (resized - busy - len(idle)))  # nodes joined, on and idle (if any)
+        while busy + len(idle) > resized and idle:  # nodes left the cluster
             idle.pop()
-            on -= 1
         on = busy + len(idle)
         powered[j], available[j] = on + booting_n, on
         want = min(int(demand[t]), on)
