@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,56 @@ def test_program_resets_sigterm_and_path_then_detaches(tmp_path: Path) -> None:
 
 def test_usage_error_without_a_hostlist() -> None:
     assert program.main("suspend", []) == 2
+
+
+def scontrol_answers(answers: list[dict[str, str]]) -> Callable[..., subprocess.CompletedProcess]:
+    """A fake ``scontrol show node -o``: each node's State, one answer a call, the last kept."""
+    calls = iter(answers)
+    last: dict[str, str] = {}
+
+    def run(argv: list[str], **_: object) -> subprocess.CompletedProcess:
+        nonlocal last
+        last = next(calls, last)
+        out = "".join(f"NodeName={n} Arch=x86_64 State={s} Cores=1\n" for n, s in last.items())
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    return run
+
+
+def test_a_node_that_never_registers_is_powered_on_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    record = tmp_path / "calls"
+    script = tmp_path / "node-power"
+    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {record}\n')
+    script.chmod(0o755)
+    cfg = {"backend": "command", "command": [str(script), "{action}", "{node}"], "confirm_s": 0.1}
+    scontrol = scontrol_answers([{"n4": "IDLE+POWERING_UP", "n6": "IDLE"}])
+    real = program.powering_up
+    monkeypatch.setattr(program, "powering_up", lambda nodes, run=None: real(nodes, scontrol))
+    assert program.power("resume", ["n4", "n6"], cfg) == 0
+    assert record.read_text().splitlines() == ["on n4", "on n6", "on n4"]  # n6 registered
+    out = capsys.readouterr().out
+    assert "resume n4 via command again (not registered 0.1 s after power-on)" in out
+    assert program.power("suspend", ["n4"], cfg) == 0  # a suspend is not confirmed
+    assert record.read_text().splitlines()[-1] == "off n4"
+
+
+def test_requested_and_booting_nodes_count_as_powering_up() -> None:
+    scontrol = scontrol_answers([{
+        "n1": "IDLE+POWER_UP+POWERED_DOWN", "n2": "IDLE+POWERING_UP", "n3": "IDLE",
+        "n4": "IDLE+POWERED_DOWN", "n5": "DOWN+POWERED_DOWN+NOT_RESPONDING",
+    }])  # fmt: skip
+    assert program.powering_up(["n1", "n2", "n3", "n4", "n5"], scontrol) == ["n1", "n2"]
+
+
+def test_confirmation_is_off_by_default_and_a_failed_scontrol_is_reported(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    def fail(argv: list[str], **_: object) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(argv, 1, "", "slurm_load_node error: Unable to contact")
+
+    assert program.confirm_resumed(["n1"], {"backend": "command"}, run=fail) == 0
+    cfg = {"backend": "command", "confirm_s": 1}
+    assert program.confirm_resumed(["n1"], cfg, run=fail, sleep=lambda s: None) == 1
+    assert "cannot confirm: scontrol show node failed: slurm_load_node" in capsys.readouterr().out

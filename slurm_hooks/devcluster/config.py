@@ -160,6 +160,8 @@ def render(spec: ClusterSpec, conf_dir: Path | None = None) -> tuple[Path, str]:
         'backend = "docker"\n'
         f'container_prefix = "{CLUSTER_NAME}-"\n'
         'docker_socket = "/var/run/docker.sock"\n'
+        "# Start again a node Slurm has not seen register 20 s after power-on (ResumeTimeout 60).\n"
+        "confirm_s = 20\n"
     )
     (conf_dir / "foresight-power.toml").write_text(power_conf)
     digest.update(power_conf.encode())

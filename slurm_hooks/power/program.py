@@ -17,6 +17,11 @@ or ``/etc/slurm/foresight-power.toml``) whose ``backend`` selects how:
     ``command = ["/usr/local/sbin/node-power", "{action}", "{node}"]`` with
     ``{action}`` ``off`` or ``on``.
 
+With ``confirm_s = N`` a resume checks, N seconds after powering on, which
+nodes Slurm still shows powering up (they have not registered) and powers
+those on once more. Set it below ``ResumeTimeout`` and above a normal boot;
+it is off (0) unless configured. The dev cluster sets 20 s.
+
 Slurm starts these programs with SIGTERM blocked and a PATH without
 ``/usr/sbin``; :func:`main` resets both, then detaches (double fork, new
 session) so slurmctld is not kept waiting, and logs one line per node.
@@ -165,24 +170,68 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     return cfg
 
 
+def _log(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
+
+
+def _apply(action: str, node: str, cfg: dict[str, Any], note: str = "") -> bool:
+    """Power one node off or on with the configured backend; log a line; True if it worked."""
+    t0 = time.monotonic()
+    try:
+        BACKENDS[cfg["backend"]](node, ACTIONS[action] == "on", cfg)
+        status = "ok"
+    except (PowerError, subprocess.TimeoutExpired, OSError) as exc:
+        status = f"FAILED: {exc}"
+    _log(f"{action} {node} via {cfg['backend']}{note} ({time.monotonic() - t0:.1f}s): {status}")
+    return status == "ok"
+
+
+def powering_up(nodes: Sequence[str], run: Callable[..., Any] = subprocess.run) -> list[str]:
+    """Those of ``nodes`` that Slurm still shows powering up (not registered since power-on)."""
+    try:
+        proc = run(["scontrol", "show", "node", "-o", ",".join(nodes)],
+                   capture_output=True, text=True, check=False, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PowerError(f"scontrol show node failed: {exc}") from exc
+    if proc.returncode != 0:
+        raise PowerError(f"scontrol show node failed: {proc.stderr.strip()}")
+    waiting = set()
+    for line in proc.stdout.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if {"POWER_UP", "POWERING_UP"} & set(fields.get("State", "").split("+")):
+            waiting.add(fields.get("NodeName"))
+    return [n for n in nodes if n in waiting]
+
+
+def confirm_resumed(
+    nodes: Sequence[str],
+    cfg: dict[str, Any],
+    *,
+    run: Callable[..., Any] = subprocess.run,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Power on once more each node still powering up ``confirm_s`` s after power-on; failures."""
+    wait = float(cfg.get("confirm_s", 0))
+    if wait <= 0 or not nodes:
+        return 0
+    deadline = time.monotonic() + wait
+    pending = list(nodes)
+    while pending and time.monotonic() < deadline:
+        sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        try:
+            pending = powering_up(pending, run)
+        except PowerError as exc:
+            _log(f"resume: cannot confirm: {exc}")
+            return 1
+    note = f" again (not registered {wait:g} s after power-on)"
+    return sum(not _apply("resume", node, cfg, note) for node in pending)
+
+
 def power(action: str, nodes: Sequence[str], cfg: dict[str, Any]) -> int:
     """Apply ``action`` (suspend/resume) to every node; log a line each; count failures."""
-    on = ACTIONS[action] == "on"
-    backend = BACKENDS[cfg["backend"]]
-    failures = 0
-    for node in nodes:
-        t0 = time.monotonic()
-        try:
-            backend(node, on, cfg)
-            status = "ok"
-        except (PowerError, subprocess.TimeoutExpired, OSError) as exc:
-            failures += 1
-            status = f"FAILED: {exc}"
-        print(
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {action} {node} via {cfg['backend']} "
-            f"({time.monotonic() - t0:.1f}s): {status}",
-            flush=True,
-        )
+    failures = sum(not _apply(action, node, cfg) for node in nodes)
+    if action == "resume":
+        failures += confirm_resumed(nodes, cfg)
     return failures
 
 
@@ -200,7 +249,7 @@ def main(action: str, argv: Sequence[str], *, foreground: bool | None = None) ->
         cfg = load_config()
         failures = power(action, expand_hostlist(argv[0]), cfg)
     except PowerError as exc:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {action} {argv[0]}: FAILED: {exc}", flush=True)
+        _log(f"{action} {argv[0]}: FAILED: {exc}")
         failures = 1
     if not foreground:
         os._exit(1 if failures else 0)

@@ -1,9 +1,12 @@
-"""Faults and power: a node killed mid-job, a node powered down and up through Slurm."""
+"""Faults and power: a node killed mid-job, a node powered down and up through Slurm,
+a node whose first boot hangs."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from cluster_helpers import wait_until
 
@@ -68,3 +71,26 @@ def test_power_down_and_up_really_stop_and_start_the_node(
     wait_until(lambda: node(slurm, name).available, 90, f"{name} idle again")
     log = slurm.run(["cat", "/var/log/slurm/foresight-power.log"])
     assert f"suspend {name} via docker" in log and f"resume {name} via docker" in log
+
+
+def test_a_node_whose_boot_hangs_is_powered_on_again_before_slurm_gives_up(
+    cluster: DevCluster, slurm: SlurmAdapter, tmp_path: Path
+) -> None:
+    """ResumeProgram's ``confirm_s`` (20 s here; ResumeTimeout 60 s): a node that has not
+    registered is powered on once more, so it comes back instead of being marked DOWN."""
+    name = cluster.spec.cpu_nodes[-1]
+    wait_until(lambda: node(slurm, name).available, 90, f"{name} idle")
+    slurm.power_node(name, "down")
+    wait_until(lambda: "POWERED_DOWN" in node(slurm, name).flags, 60, f"{name} POWERED_DOWN")
+    wait_until(lambda: not cluster.node_running(name), 30, f"{name}'s container stopped")
+    # The next boot runs a stand-in slurmd that hangs (and removes itself), as a node that
+    # powers on but never comes up would; the boot after it is a normal one.
+    hang = tmp_path / "slurmd"
+    hang.write_text("#!/bin/sh\nrm -f /usr/local/sbin/slurmd\nexec sleep infinity\n")
+    hang.chmod(0o755)
+    subprocess.run(["docker", "cp", str(hang), f"{cluster.name(name)}:/usr/local/sbin/slurmd"],
+                   check=True)  # fmt: skip
+    slurm.power_node(name, "up")
+    wait_until(lambda: node(slurm, name).available, 50, f"{name} idle before ResumeTimeout")
+    log = slurm.run(["cat", "/var/log/slurm/foresight-power.log"])
+    assert f"resume {name} via docker again (not registered 20 s after power-on)" in log

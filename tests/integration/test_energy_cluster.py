@@ -134,10 +134,15 @@ def _diagnosis(cluster: DevCluster, slurm: SlurmAdapter, names: list[str]) -> st
     pattern = "|".join(names)
     logs = subprocess.run(
         ["docker", "exec", cluster.name("slurmctld"), "sh", "-c",
-         f"tail -n 8 {POWER_LOG}; grep -E '{pattern}' {CTLD_LOG} | tail -n 12"],
+         f"tail -n 8 {POWER_LOG}; grep -E '{pattern}|auth|regist' {CTLD_LOG} | tail -n 12"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    return f"{nodes}\n{logs.stdout}{logs.stderr}"
+    states, containers = cluster.containers(), ""
+    for name in map(cluster.name, names):  # the node container's log: slurmd's stderr
+        tail = subprocess.run(["docker", "logs", "--tail", "15", name], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        containers += f"container {name} ({states.get(name)}):\n{tail.stdout}{tail.stderr}"
+    return f"{nodes}\n{logs.stdout}{logs.stderr}{containers}"
 
 
 def test_apply_powers_down_only_safe_nodes_and_a_crash_is_neither_repeated_nor_lost(
