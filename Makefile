@@ -21,9 +21,9 @@ test: venv
 unit: venv
 	$(PY) -m pytest -q -m "not cluster"
 
+## ruff's lint rules (the code's layout is not ruff format's: some tables are kept compact).
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 
 bench: venv
 	$(PY) -m bench
