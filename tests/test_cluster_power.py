@@ -28,6 +28,14 @@ def test_unknown_backend_is_named(tmp_path: Path) -> None:
         program.load_config(path)
 
 
+@pytest.mark.parametrize("value", ['"20"', "-1", "true"])
+def test_a_bad_confirm_s_is_named(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, f'backend = "docker"\nconfirm_s = {value}\n')
+    with pytest.raises(program.PowerError, match=r"confirm_s = .*expected seconds >= 0"):
+        program.load_config(path)
+    assert program.load_config(write_config(tmp_path, 'backend = "docker"\nconfirm_s = 2.5\n'))
+
+
 def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(program.PowerError, match=r"power\.toml"):
         program.load_config(tmp_path / "power.toml")

@@ -158,7 +158,7 @@ BACKENDS: dict[str, Callable[[str, bool, dict[str, Any]], None]] = {
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
-    """Read the TOML configuration; PowerError naming the file or the unknown backend."""
+    """Read the TOML configuration; PowerError naming the file and the bad setting."""
     path = path or Path(os.environ.get("FORESIGHT_POWER_CONFIG", DEFAULT_CONFIG))
     try:
         cfg = tomllib.loads(path.read_text())
@@ -167,6 +167,9 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     backend = cfg.get("backend")
     if backend not in BACKENDS:
         raise PowerError(f"{path}: backend = {backend!r}; expected one of {', '.join(BACKENDS)}")
+    confirm = cfg.get("confirm_s", 0)
+    if isinstance(confirm, bool) or not isinstance(confirm, int | float) or confirm < 0:
+        raise PowerError(f"{path}: confirm_s = {confirm!r}; expected seconds >= 0 (0: off)")
     return cfg
 
 
