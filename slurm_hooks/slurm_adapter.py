@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from predictor.logs.sacct import limit_seconds
 from predictor.logs.schema import JOB_COLUMNS, to_canonical
 
 Runner = Callable[[Sequence[str]], str]
@@ -237,7 +238,6 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
             mem *= nodes
         if not mem > 0:  # NaN, or 24.11's "set" 0 when memory was not requested per node
             mem = _tres_mem_mb(j.get("tres_req_str"))
-        limit = number(j.get("time_limit"))
         rows.append(
             {
                 "job_id": str(j.get("job_id")),
@@ -251,7 +251,7 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
                 "gpus": _gpus(j.get("tres_req_str"), j.get("tres_per_job"), j.get("tres_per_node")),
                 "nodes": nodes,
                 "mem_mb": mem,
-                "time_limit": limit * 60,
+                "time_limit": float(limit_seconds(number(j.get("time_limit")))),
                 "submit_time": _epoch(j.get("submit_time")),
                 "start_time": _epoch(j.get("start_time")) if "RUNNING" in st else math.nan,
                 "end_time": math.nan,
@@ -285,7 +285,6 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
         gpus = _tres_gpus(tres.get("requested"))
         if not gpus:
             gpus = _tres_gpus(tres.get("allocated")) or 0.0
-        limit = number(t.get("limit"))
         rows.append(
             {
                 "job_id": str(j.get("job_id")),
@@ -299,7 +298,7 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
                 "gpus": gpus,
                 "nodes": number(j.get("allocation_nodes")),
                 "mem_mb": _tres_value(tres.get("requested"), "mem"),
-                "time_limit": limit * 60,
+                "time_limit": float(limit_seconds(number(t.get("limit")))),
                 "submit_time": _epoch(t.get("submission")),
                 "start_time": _epoch(t.get("start")),
                 "end_time": _epoch(t.get("end")),

@@ -116,6 +116,20 @@ def test_sacct_fields_and_step_lines(tmp_path: Path) -> None:
     assert three["exit_code"] == 2 and three["run_time"] == 60
 
 
+def test_backfills_365_day_stand_in_for_no_limit_reads_as_no_limit(tmp_path: Path) -> None:
+    """Slurm's backfill starts a job without a limit as 525600 min (365-00:00:00)."""
+    lines = [HEADER, row(**{**JOB, "TimelimitRaw": "525600"}),
+             row(**{**JOB, "JobIDRaw": "1002", "TimelimitRaw": "525599"})]  # fmt: skip
+    jobs = read_log(write(tmp_path, lines)).jobs.set_index("job_id")
+    assert math.isnan(jobs.loc["1001", "time_limit"]) and jobs.loc["1002", "time_limit"] == 31535940
+    text = [line.replace("TimelimitRaw", "Timelimit") for line in lines[:1]] + [
+        row(**{**JOB, "TimelimitRaw": "365-00:00:00"}),
+        row(**{**JOB, "JobIDRaw": "1002", "TimelimitRaw": "2-00:00:00"}),
+    ]
+    jobs = read_log(write(tmp_path, text)).jobs.set_index("job_id")
+    assert math.isnan(jobs.loc["1001", "time_limit"]) and jobs.loc["1002", "time_limit"] == 172800
+
+
 def test_sacct_bad_lines_and_missing_columns(tmp_path: Path) -> None:
     lines = [
         HEADER,  # 1

@@ -264,6 +264,7 @@ def test_slurm_24_11_shape(tmp_path: Path) -> None:
                 1780298501,
                 1780298601,
                 1780298602,
+                limit={"set": True, "infinite": False, "number": 525600},
                 return_code=1,
                 req=tres(2, 1024, 1),
                 alloc=tres(2, 1024, 1),
@@ -281,6 +282,7 @@ def test_slurm_24_11_shape(tmp_path: Path) -> None:
     assert (one["time_limit"], one["run_time"], one["wait_time"]) == (1800, 30, 1)
     assert one["state"] == "COMPLETED" and one["exit_code"] == 0
     assert math.isnan(jobs.loc["9618", "time_limit"])  # infinite limit
+    assert math.isnan(jobs.loc["9619", "time_limit"])  # backfill's 365 days: no limit either
     assert jobs.loc["9618", "state"] == "TIMEOUT"
     three = jobs.loc["9619"]
     assert (three["state"], three["exit_code"], three["gpus"]) == ("FAILED", 1, 0)

@@ -99,6 +99,23 @@ def test_sacct_finished_jobs(version: str) -> None:
     assert (a["user"] == "root").all() and (a["cluster"] == "foresight").all()
 
 
+def test_backfills_365_day_stand_in_for_no_limit_reads_as_no_limit(version: str) -> None:
+    """Backfill starts a job without a limit as 525600 min; read it as no limit, as submitted."""
+
+    def year(old: object) -> object:  # 525600 minutes in the version's own shape
+        return {**old, "number": 525600} if isinstance(old, dict) else 525600
+
+    acct = json.loads(load(version, "sacct"))
+    job = next(j for j in acct["jobs"] if str(j["job_id"]) == "2")
+    job["time"]["limit"] = year(job["time"]["limit"])
+    assert math.isnan(parse_sacct(acct).set_index("job_id").loc["2"].time_limit)
+    queue = json.loads(load(version, "squeue"))
+    job = next(j for j in queue["jobs"] if str(j["job_id"]) == "4")
+    job["time_limit"] = year(job["time_limit"])
+    parsed = parse_squeue(queue).set_index("job_id")
+    assert math.isnan(parsed.loc["4"].time_limit) and parsed.loc["6"].time_limit == 900.0
+
+
 def test_nodes_state_gpus_features_partitions(version: str) -> None:
     nodes = {n.name: n for n in parse_nodes(load(version, "nodes"))}
     assert sorted(nodes) == [f"n{i}" for i in range(1, 7)]

@@ -17,7 +17,8 @@ required. Output without a header (``--noheader``) is read in
 Without ``--allocations`` the step lines (``123.batch``, ``123.extern``,
 ``123.0``) are skipped. ``State`` such as ``CANCELLED by
 123`` becomes ``CANCELLED``; ``Unknown``/``None`` times are NaN;
-``TimelimitRaw`` is minutes (``UNLIMITED``/``Partition_Limit`` = NaN);
+``TimelimitRaw`` is minutes (``UNLIMITED``/``Partition_Limit`` = NaN, and so is
+backfill's 365-day stand-in for no limit, :data:`BACKFILL_NO_LIMIT_MIN`);
 GPUs come from ``gres/gpu=N`` (or typed ``gres/gpu:a100=N``) in
 ``ReqTRES``, else ``AllocTRES``; memory from ``mem=`` in ``ReqTRES``
 (the job's total), else ``ReqMem`` where ``Mn``/``Mc`` (older Slurm) mean
@@ -67,6 +68,10 @@ SACCT_FIELDS: tuple[str, ...] = (
 )
 NEEDED = (("jobidraw", "jobid"), "submit")
 UNLIMITED = frozenset({"unlimited", "partition_limit", "invalid"})
+#: Slurm's backfill scheduler gives a job without a time limit 365 days (its YEAR_MINUTES)
+#: when it starts it, and sacct/squeue then show 525600 minutes, not UNLIMITED; the main
+#: scheduler leaves such a job UNLIMITED. Both are read as no limit, as at submission.
+BACKFILL_NO_LIMIT_MIN = 365 * 24 * 60
 _MEM_UNITS = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
 _REQMEM = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]?)([nc]?)\s*$", re.IGNORECASE)
 
@@ -114,6 +119,12 @@ def mem_mb(text: str, nodes: float = np.nan, cpus: float = np.nan) -> float:
     return value
 
 
+def limit_seconds(minutes: float | np.ndarray) -> np.ndarray:
+    """A Slurm time limit in minutes -> seconds; NaN for :data:`BACKFILL_NO_LIMIT_MIN`."""
+    minutes = np.asarray(minutes, dtype=np.float64)
+    return np.where(minutes == BACKFILL_NO_LIMIT_MIN, np.nan, minutes * 60.0)
+
+
 def _limit_seconds(batch: Batch) -> np.ndarray:
     raw = batch.text("timelimitraw")
     if "timelimitraw" in batch.frame:
@@ -121,9 +132,10 @@ def _limit_seconds(batch: Batch) -> np.ndarray:
         minutes = pd.to_numeric(raw.where(~unlimited, ""), errors="coerce").to_numpy()
         bad = np.isnan(minutes) & ~unlimited & ~raw.str.lower().isin(MISSING_MARKERS).to_numpy()
         batch.reject(bad, [f"timelimitraw is not a number: {v!r}" for v in raw[bad]])
-        return minutes * 60.0
+        return limit_seconds(minutes)
     if "timelimit" in batch.frame:
-        return batch.text("timelimit").map(slurm_duration).to_numpy(dtype=np.float64)
+        seconds = batch.text("timelimit").map(slurm_duration).to_numpy(dtype=np.float64)
+        return limit_seconds(seconds / 60.0)
     return np.full(len(batch.frame), np.nan)
 
 

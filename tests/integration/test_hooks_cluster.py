@@ -184,9 +184,10 @@ def test_a_job_without_time_limit_is_predicted(
     cluster: DevCluster, service: HostService, slurm: SlurmAdapter, sbatch: Callable[..., str]
 ) -> None:
     """No ``-t`` on a partition with ``MaxTime=INFINITE`` and no DefaultTime: the hook sends
-    no limit and the service predicts the job from its history (no fail-open)."""
+    no limit and the service predicts the job from its history (no fail-open). Held: once
+    Slurm's backfill starts such a job it shows 365-00:00:00 (read back as no limit)."""
     since = time.time()
-    job = sbatch("-J", "unlimited", "--wrap", "true")
+    job = sbatch("-J", "unlimited", "--hold", "--wrap", "true")
     fields = show_job(slurm, job)
     assert fields["TimeLimit"] == "UNLIMITED"
     assert fields["AdminComment"].startswith("foresight:runtime=")
