@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from predictor.logs.sacct import limit_seconds
+from predictor.logs.sacct import slurm_limit_seconds
 from predictor.logs.schema import JOB_COLUMNS, to_canonical
 
 Runner = Callable[[Sequence[str]], str]
@@ -251,7 +251,7 @@ def parse_squeue(payload: Mapping[str, Any] | str) -> pd.DataFrame:
                 "gpus": _gpus(j.get("tres_req_str"), j.get("tres_per_job"), j.get("tres_per_node")),
                 "nodes": nodes,
                 "mem_mb": mem,
-                "time_limit": float(limit_seconds(number(j.get("time_limit")))),
+                "time_limit": float(slurm_limit_seconds(number(j.get("time_limit")))),
                 "submit_time": _epoch(j.get("submit_time")),
                 "start_time": _epoch(j.get("start_time")) if "RUNNING" in st else math.nan,
                 "end_time": math.nan,
@@ -298,7 +298,7 @@ def parse_sacct(payload: Mapping[str, Any] | str) -> pd.DataFrame:
                 "gpus": gpus,
                 "nodes": number(j.get("allocation_nodes")),
                 "mem_mb": _tres_value(tres.get("requested"), "mem"),
-                "time_limit": float(limit_seconds(number(t.get("limit")))),
+                "time_limit": float(slurm_limit_seconds(number(t.get("limit")))),
                 "submit_time": _epoch(t.get("submission")),
                 "start_time": _epoch(t.get("start")),
                 "end_time": _epoch(t.get("end")),

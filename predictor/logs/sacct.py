@@ -119,7 +119,7 @@ def mem_mb(text: str, nodes: float = np.nan, cpus: float = np.nan) -> float:
     return value
 
 
-def limit_seconds(minutes: float | np.ndarray) -> np.ndarray:
+def slurm_limit_seconds(minutes: float | np.ndarray) -> np.ndarray:
     """A Slurm time limit in minutes -> seconds; NaN for :data:`BACKFILL_NO_LIMIT_MIN`."""
     minutes = np.asarray(minutes, dtype=np.float64)
     return np.where(minutes == BACKFILL_NO_LIMIT_MIN, np.nan, minutes * 60.0)
@@ -132,10 +132,10 @@ def _limit_seconds(batch: Batch) -> np.ndarray:
         minutes = pd.to_numeric(raw.where(~unlimited, ""), errors="coerce").to_numpy()
         bad = np.isnan(minutes) & ~unlimited & ~raw.str.lower().isin(MISSING_MARKERS).to_numpy()
         batch.reject(bad, [f"timelimitraw is not a number: {v!r}" for v in raw[bad]])
-        return limit_seconds(minutes)
+        return slurm_limit_seconds(minutes)
     if "timelimit" in batch.frame:
         seconds = batch.text("timelimit").map(slurm_duration).to_numpy(dtype=np.float64)
-        return limit_seconds(seconds / 60.0)
+        return slurm_limit_seconds(seconds / 60.0)
     return np.full(len(batch.frame), np.nan)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from predictor.logs.errors import ErrorSink, LogFormatError
-from predictor.logs.sacct import limit_seconds
+from predictor.logs.sacct import slurm_limit_seconds
 from predictor.logs.states import normalize_state
 from predictor.logs.textio import open_text
 from predictor.logs.validate import SeenJobIds, finish_chunk
@@ -252,7 +252,7 @@ def job_row(job: Any) -> dict[str, Any] | str:
         "gpus": gpus,
         "nodes": nodes,
         "mem_mb": pick("mem"),
-        "time_limit": float(limit_seconds(number(time.get("limit")))),
+        "time_limit": float(slurm_limit_seconds(number(time.get("limit")))),
         "submit_time": submit,
         "start_time": start,
         "end_time": end,
