@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,15 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "power.toml"
     path.write_text(text)
     return path
+
+
+def recording_command(tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    """A ``command`` backend whose script appends "ACTION NODE" to the returned file."""
+    record = tmp_path / "calls"
+    script = tmp_path / "node-power"
+    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {record}\n')
+    script.chmod(0o755)
+    return {"backend": "command", "command": [str(script), "{action}", "{node}"]}, record
 
 
 def test_unknown_backend_is_named(tmp_path: Path) -> None:
@@ -42,11 +52,7 @@ def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
 
 
 def test_command_backend_runs_once_per_node(tmp_path: Path) -> None:
-    record = tmp_path / "calls"
-    script = tmp_path / "node-power"
-    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {record}\n')
-    script.chmod(0o755)
-    cfg = {"backend": "command", "command": [str(script), "{action}", "{node}"]}
+    cfg, record = recording_command(tmp_path)
     assert program.power("suspend", ["n1", "n2"], cfg) == 0
     assert program.power("resume", ["n2"], cfg) == 0
     assert record.read_text().splitlines() == ["off n1", "off n2", "on n2"]
@@ -160,11 +166,8 @@ def scontrol_answers(answers: list[dict[str, str]]) -> Callable[..., subprocess.
 def test_a_node_that_never_registers_is_powered_on_once_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    record = tmp_path / "calls"
-    script = tmp_path / "node-power"
-    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {record}\n')
-    script.chmod(0o755)
-    cfg = {"backend": "command", "command": [str(script), "{action}", "{node}"], "confirm_s": 0.1}
+    cfg, record = recording_command(tmp_path)
+    cfg["confirm_s"] = 0.1
     scontrol = scontrol_answers([{"n4": "IDLE+POWERING_UP", "n6": "IDLE"}])
     real = program.powering_up
     monkeypatch.setattr(program, "powering_up", lambda nodes, run=None: real(nodes, scontrol))
