@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -133,6 +132,7 @@ def run_cmd(
     """Run the controller loop against Slurm (dry-run unless --apply)."""
     from energy.controller import Controller, load_forecaster
     from energy.slurm_view import SlurmClusterView
+    from slurm_hooks.stopping import Stop
 
     adapter = None
     if dev_cluster:
@@ -142,13 +142,16 @@ def run_cmd(
     view = SlurmClusterView(adapter=adapter, exclude={n for n in exclude.split(",") if n})
     controller = Controller(view, config=_planner(planner), forecaster=load_forecaster(),
                             peak_forecaster=load_forecaster(name="peak"), apply=not dry_run)
+    stop = Stop().on_signals()
     for rec in controller.recover():
         _err.print(f"recovered journal entry: {rec}")
     _err.print(f"controller {'APPLYING' if not dry_run else 'dry-run'}; journal "
                f"{controller.journal.path}")
-    while True:
+    while not stop.requested:
         report = controller.step()
         typer.echo(json.dumps(report.to_dict()))
         if once:
             raise typer.Exit(2 if report.status in ("skipped", "held") else 0)
-        time.sleep(interval)
+        if stop.wait(interval):
+            break
+    _err.print("controller stopped")

@@ -21,6 +21,7 @@ from pathlib import Path
 from predictor.state import atomic_write_json, state_dir
 from slurm_hooks.service_client import ServiceClient, ServiceError
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
+from slurm_hooks.stopping import Stop
 
 log = logging.getLogger("foresight.completion_feed")
 
@@ -89,14 +90,16 @@ class CompletionFeed:
             atomic_write_json(self.path, {"watermark": report.watermark})
         return report
 
-    def run(self, interval_s: float = 30.0, polls: int | None = None) -> None:
-        """Poll forever (or ``polls`` times), logging one line per poll."""
+    def run(self, interval_s: float = 30.0, polls: int | None = None,
+            stop: Stop | None = None) -> None:
+        """Poll until ``stop`` (or ``polls`` times), logging one line per poll."""
+        stop = stop or Stop()
         done = 0
-        while polls is None or done < polls:
+        while (polls is None or done < polls) and not stop.requested:
             try:
                 log.info("%s", self.poll().line())
             except Exception:  # keep feeding after any surprise
                 log.exception("poll failed")
             done += 1
-            if polls is None or done < polls:
-                time.sleep(interval_s)
+            if (polls is None or done < polls) and stop.wait(interval_s):
+                break

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +30,7 @@ from slurm_hooks.completion_feed import FINISHED
 from slurm_hooks.service_client import ServiceClient, ServiceError, limit_seconds
 from slurm_hooks.siblings import sibling_runtimes
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
+from slurm_hooks.stopping import Stop
 
 log = logging.getLogger("foresight.priority_daemon")
 
@@ -137,11 +137,11 @@ class PriorityDaemon:
         report.siblings = int(pending["sibling_runtime_s"].notna().sum())
         return pending
 
-    def run(self, cycles: int | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> None:
-        """Run cycles forever (or ``cycles`` times), never dying on an outage."""
+    def run(self, cycles: int | None = None, stop: Stop | None = None) -> None:
+        """Run cycles until ``stop`` (or ``cycles`` times), never dying on an outage."""
+        stop = stop or Stop()
         done = 0
-        while cycles is None or done < cycles:
+        while (cycles is None or done < cycles) and not stop.requested:
             started = time.monotonic()
             try:
                 report = self.cycle()
@@ -150,6 +150,8 @@ class PriorityDaemon:
                 report = CycleReport(error=f"{type(exc).__name__}: {exc}")
             log.info("%s%s", "dry-run " if self.dry_run else "", report.line())
             done += 1
-            if cycles is None or done < cycles:
-                sleep(max(self.interval_s - (time.monotonic() - started), 0.0))
+            if (cycles is None or done < cycles) and stop.wait(
+                self.interval_s - (time.monotonic() - started)
+            ):
+                break
 

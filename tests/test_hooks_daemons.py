@@ -30,6 +30,7 @@ from slurm_hooks.service_client import (
     score_body,
 )
 from slurm_hooks.slurm_adapter import SlurmCommandError
+from slurm_hooks.stopping import Stop
 
 
 def queue_frame(rows: list[dict]) -> pd.DataFrame:
@@ -157,8 +158,45 @@ def test_daemon_survives_slurm_and_service_outages():
     slurm.down, service.down = False, True
     assert "service unavailable" in daemon.cycle().error
     service.down = False
-    daemon.run(cycles=2, sleep=lambda s: None)
+    daemon.run(cycles=2)
     assert {j for j, _ in slurm.updates} == {"1", "2"}
+
+
+@pytest.mark.timeout(120)
+def test_a_stop_asked_during_a_cycle_lets_it_finish_then_ends_the_run():
+    slurm = FakeSlurm(queue_frame(PENDING[:2]))
+    service = FakeService({"1": 1, "2": 2})
+    stop = Stop()
+    scored = service.score_batch
+
+    def score_then_stop(jobs):
+        stop.request("test")  # SIGTERM arriving mid-cycle
+        return scored(jobs)
+
+    service.score_batch = score_then_stop
+    started = time.monotonic()
+    PriorityDaemon(slurm, service, interval_s=3600).run(stop=stop)
+    assert time.monotonic() - started < 60  # no interval slept
+    assert {j for j, _ in slurm.updates} == {"1", "2"}  # the cycle's updates all made
+
+
+@pytest.mark.timeout(120)
+def test_a_stop_cuts_the_feed_s_sleep_short(tmp_path):
+    stop, polls = Stop(), []
+    slurm = FakeSlurm(finished=None)
+    read = slurm.jobs
+
+    def read_then_stop(*args, **kwargs):
+        polls.append(1)
+        stop.request("test")
+        return read(*args, **kwargs)
+
+    slurm.jobs = read_then_stop
+    started = time.monotonic()
+    CompletionFeed(slurm, FakeService(), watermark_file=tmp_path / "wm.json").run(
+        interval_s=3600, stop=stop
+    )
+    assert polls == [1] and time.monotonic() - started < 60
 
 
 def test_daemon_dry_run_changes_nothing():

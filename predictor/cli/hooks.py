@@ -12,6 +12,7 @@ from slurm_hooks.completion_feed import CompletionFeed
 from slurm_hooks.priority_daemon import PriorityDaemon
 from slurm_hooks.service_client import DEFAULT_URL, ServiceClient
 from slurm_hooks.slurm_adapter import SlurmAdapter, docker_runner, local_runner
+from slurm_hooks.stopping import Stop
 
 ServiceUrl = Annotated[str, typer.Option("--service", help="Foresight service base URL")]
 TokenFile = Annotated[Path | None, typer.Option(help="file holding the service bearer token")]
@@ -60,7 +61,7 @@ def priority_daemon(
         interval_s=interval, max_jobs=max_jobs, max_updates=max_updates,
         min_change=min_change, dry_run=dry_run, siblings=siblings,
     )
-    daemon.run(cycles=1 if once else None)
+    daemon.run(cycles=1 if once else None, stop=Stop().on_signals())
 
 
 def completion_feed(
@@ -74,4 +75,4 @@ def completion_feed(
     """Post finished jobs from sacct to the service's history (catches up after outages)."""
     _logging(verbose)
     feed = CompletionFeed(_adapter(slurm_container), ServiceClient(service, token_file=token_file))
-    feed.run(interval_s=interval, polls=1 if once else None)
+    feed.run(interval_s=interval, polls=1 if once else None, stop=Stop().on_signals())
