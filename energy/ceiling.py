@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", required=True)
-    ap.add_argument("--format", default="auto")
+    ap.add_argument("--format", default="auto", help="auto, philly, helios-vc or jobs")
+    ap.add_argument("--nodes", type=int, help="with --format jobs: the cluster's node count")
+    ap.add_argument("--cpus-per-node", type=float, help="with --format jobs (see energy replay)")
     ap.add_argument("--start", required=True, help="first step/day of the window")
     ap.add_argument("--end", required=True, help="last day (inclusive) or step")
     ap.add_argument("--wakes-per-day", type=float, default=0.5)
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--plot", help="write a PNG of demand and the ceiling's plan here")
     ap.add_argument("--trace", help="a replay_trace.csv whose Foresight line to add to --plot")
     args = ap.parse_args(argv)
-    steps, _, name = load_steps(args.series, args.format)
+    steps, _, name = load_steps(args.series, args.format, nodes=args.nodes,
+                                cpus_per_node=args.cpus_per_node)
     end = pd.Timestamp(args.end)
     if len(args.end) <= 10:
         end = end + pd.Timedelta("1D") - (steps.index[1] - steps.index[0])

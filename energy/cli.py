@@ -36,8 +36,17 @@ def _planner(path: Path | None) -> PlannerConfig:
 @energy_app.command("replay")
 def replay_cmd(
     series: Annotated[Path, typer.Option("--series", exists=True,
-                                         help="Series file, or a folder of per-VC files.")],
-    fmt: Annotated[str, typer.Option("--format", help="auto, philly or helios-vc.")] = "auto",
+                                         help="Series file, a folder of per-VC files, or "
+                                              "a job log (--format jobs).")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="auto, philly, helios-vc, or jobs: busy nodes swept from a job log "
+                         "(sacct, SWF, Helios CSV; needs --nodes).")] = "auto",
+    nodes: Annotated[int | None, typer.Option(
+        "--nodes", min=1, help="With --format jobs: the cluster's node count.")] = None,
+    cpus_per_node: Annotated[float | None, typer.Option(
+        "--cpus-per-node", min=1,
+        help="With --format jobs: nodes of a job the log gives only CPUs for "
+             "(default: one node).")] = None,
     test_start: Annotated[str | None, typer.Option(help="First tested step/day.")] = None,
     test_end: Annotated[str | None, typer.Option(help="Last tested step/day (inclusive).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -61,7 +70,7 @@ def replay_cmd(
     if boot_s is not None:
         config = replace(config, boot_s=boot_s)
     try:
-        steps, repairs, name = load_steps(series, fmt)
+        steps, repairs, name = load_steps(series, fmt, nodes=nodes, cpus_per_node=cpus_per_node)
         for line in repairs:
             _err.print(f"[yellow]repaired:[/] {line}")
         with _err.status("replaying") as status:

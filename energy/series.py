@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 FORMATS = ("philly", "helios-vc")
+JOBS = "jobs"  #: a job log, swept into busy nodes per step (energy.job_series)
 GPUS_PER_NODE = 8
 STEP = pd.Timedelta("10min")
 _MAX_LISTED = 10
@@ -186,14 +187,29 @@ def to_steps(series: Series, step: pd.Timedelta = STEP) -> pd.DataFrame:
     return filled
 
 
-def load_steps(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[str], str]:
-    """Per-step frame of a series file, or of a folder of per-VC files summed per step.
+def load_steps(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    nodes: int | None = None,
+    cpus_per_node: float | None = None,
+) -> tuple[pd.DataFrame, list[str], str]:
+    """Per-step frame of a series file, of a folder of per-VC files summed per step,
+    or (``fmt="jobs"``) of a job log swept into busy nodes (:mod:`energy.job_series`).
 
     Returns ``(steps, repairs, name)``; a folder sums the VCs' demand and nodes
     (each VC's nodes rounded up separately, as they are separate machines). A VC
     whose file starts later or ends earlier than the others adds no nodes outside
     its own time range; only gaps inside a file's range are missing steps.
+    ``nodes`` (the cluster's size) and ``cpus_per_node`` are for job logs only.
     """
+    if fmt == JOBS:
+        from energy.job_series import load_job_steps
+
+        return load_job_steps(path, nodes, cpus_per_node=cpus_per_node)
+    if nodes is not None or cpus_per_node is not None:
+        raise SeriesError("nodes and CPUs per node are for a job log (format 'jobs') only: "
+                          "a series file has its own total")
     path = Path(path)
     if not path.is_dir():
         series = load_series(path, fmt)
