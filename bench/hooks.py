@@ -53,12 +53,13 @@ import numpy as np
 import requests
 
 from slurm_hooks.devcluster import ClusterSpec, DevCluster
+from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
 PORT = 8765
 SERVICE = f"http://127.0.0.1:{PORT}"
-HOOK_CONF = ROOT / "slurm_hooks" / "job_submit_foresight.conf"
+HOOK_CONF = ROOT / "slurm_hooks" / HOOK_CONF_NAME
 TARGETS = {"throughput_ratio": 0.85, "added_p99_ms": 5.0, "open_added_p99_ms": 1.0}
 
 # Runs inside the slurmctld container: N timed sbatch calls (P at a time), then scancel.
@@ -86,12 +87,8 @@ _MS = re.compile(r"\(([\d.]+) ms\)")
 
 def hook_conf() -> dict[str, float]:
     """``timeout_ms`` and ``breaker_failures`` from the hook's configuration file."""
-    values = {"timeout_ms": 300.0, "breaker_failures": 3.0}
-    for line in HOOK_CONF.read_text().splitlines():
-        key, _, value = line.partition("#")[0].partition("=")
-        if key.strip() in values and value.strip():
-            values[key.strip()] = float(value)
-    return values
+    values, _ = read_hook_conf(HOOK_CONF.read_text(), str(HOOK_CONF))
+    return {key: float(values[key]) for key in ("timeout_ms", "breaker_failures")}
 
 
 class Bench:

@@ -151,16 +151,16 @@ def run_cmd(
     view = SlurmClusterView(adapter=adapter, exclude={n for n in exclude.split(",") if n})
     controller = Controller(view, config=_planner(planner), forecaster=load_forecaster(),
                             peak_forecaster=load_forecaster(name="peak"), apply=not dry_run)
-    stop = Stop().on_signals()
-    for rec in controller.recover():
-        _err.print(f"recovered journal entry: {rec}")
-    _err.print(f"controller {'APPLYING' if not dry_run else 'dry-run'}; journal "
-               f"{controller.journal.path}")
-    while not stop.requested:
-        report = controller.step()
-        typer.echo(json.dumps(report.to_dict()))
-        if once:
-            raise typer.Exit(2 if report.status in ("skipped", "held") else 0)
-        if stop.wait(interval):
-            break
+    with Stop().on_signals() as stop:
+        for rec in controller.recover():
+            _err.print(f"recovered journal entry: {rec}")
+        _err.print(f"controller {'APPLYING' if not dry_run else 'dry-run'}; journal "
+                   f"{controller.journal.path}")
+        while not stop.requested:
+            report = controller.step()
+            typer.echo(json.dumps(report.to_dict()))
+            if once:
+                raise typer.Exit(2 if report.status in ("skipped", "held") else 0)
+            if stop.wait(interval):
+                break
     _err.print("controller stopped")

@@ -18,16 +18,6 @@ _UNAVAILABLE = {"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "NOT_
                 "MAINTENANCE", "INVALID_REG", "UNKNOWN", "FUTURE"}
 
 
-def parse_config(text: str) -> dict[str, str]:
-    """``scontrol show config`` output -> {key: value}."""
-    out = {}
-    for line in text.splitlines():
-        if "=" in line:
-            key, _, value = line.partition("=")
-            out[key.strip()] = value.strip()
-    return out
-
-
 def parse_reserved_nodes(text: str) -> set[str]:
     """Node list expressions of active reservations in ``scontrol show reservation``."""
     exprs = set()
@@ -57,7 +47,7 @@ class SlurmClusterView:
         return set(self.adapter.run(["scontrol", "show", "hostnames", expr]).split())
 
     def power_settings(self) -> dict[str, str]:
-        self._settings = parse_config(self.adapter.run(["scontrol", "show", "config"]))
+        self._settings = self.adapter.config()
         return self._settings
 
     def pending_nodes(self) -> int:

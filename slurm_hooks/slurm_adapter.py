@@ -91,6 +91,16 @@ def docker_runner(container: str, timeout: float = 60, user: str | None = None) 
 
 
 # --------------------------------------------------------------------- parsing
+def parse_config(text: str) -> dict[str, str]:
+    """``scontrol show config`` output -> {key: value}."""
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
 def value(v: Any) -> float | str | None:
     """A scalar from either shape: ``5`` or ``{"set": true, "infinite": false, "number": 5}``.
 
@@ -413,6 +423,10 @@ class SlurmAdapter:
             return _load(self.run(argv), shlex.join(argv))
         except ValueError as exc:
             raise SlurmCommandError(argv, 0, str(exc)) from exc
+
+    def config(self) -> dict[str, str]:
+        """Slurm's running configuration (``scontrol show config``) as {key: value}."""
+        return parse_config(self.run(["scontrol", "show", "config"]))
 
     def version(self) -> str:
         """Slurm's version, e.g. ``22.05.8``."""

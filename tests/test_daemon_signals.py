@@ -18,13 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from slurm_hooks.stopping import Stop
+
 FORESIGHT = str(Path(sys.executable).with_name("foresight"))
 NO_SERVICE = "http://127.0.0.1:9"  # discard port: nothing answers
 LOOPS = {
     "priority-daemon": (["priority-daemon", "--interval", "600", "--service", NO_SERVICE],
-                        "foresight.priority_daemon", "stopping after the current cycle (SIGTERM)"),
+                        "foresight.priority_daemon", "stopping (SIGTERM)"),
     "completion-feed": (["completion-feed", "--interval", "600", "--service", NO_SERVICE],
-                        "foresight.completion_feed", "stopping after the current cycle (SIGTERM)"),
+                        "foresight.completion_feed", "stopping (SIGTERM)"),
     "energy-run": (["energy", "run", "--interval", "600"], '"status": ', "controller stopped"),
 }  # fmt: skip
 
@@ -53,7 +55,10 @@ def test_sigterm_ends_the_loop_at_once_with_status_0(name, tmp_path):
             seen.append(line)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        status = proc.wait(timeout=30)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name} still runs 30 s after SIGTERM:\n{''.join(seen)}")
         took = time.monotonic() - sent
     finally:
         proc.kill()
@@ -63,3 +68,18 @@ def test_sigterm_ends_the_loop_at_once_with_status_0(name, tmp_path):
     assert status == 0, output
     assert stopped in output
     assert took < 20, f"{name} took {took:.1f} s to stop"
+
+
+@pytest.mark.timeout(120)
+def test_a_signal_at_any_moment_of_the_wait_ends_it_and_the_old_handler_comes_back():
+    """The handler takes no lock, so a signal landing anywhere in wait() cannot deadlock it."""
+    before = signal.getsignal(signal.SIGTERM)
+    for i in range(20):
+        with Stop().on_signals() as stop:
+            kill = threading.Timer(i * 0.001, os.kill, (os.getpid(), signal.SIGTERM))
+            kill.start()
+            started = time.monotonic()
+            assert stop.wait(60) is True
+            assert time.monotonic() - started < 5
+            kill.join()
+        assert signal.getsignal(signal.SIGTERM) is before

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from energy.slurm_view import SlurmClusterView, parse_config, parse_reserved_nodes
+from energy.slurm_view import SlurmClusterView, parse_reserved_nodes
 from slurm_hooks.slurm_adapter import NodeInfo as SlurmNode
+from slurm_hooks.slurm_adapter import parse_config
 
 CONFIG = """Configuration data as of 2024-01-01T00:00:00
 SuspendProgram          = /etc/slurm/suspend.sh
@@ -35,6 +36,9 @@ class CannedAdapter:
         if argv[:3] == ["scontrol", "show", "hostnames"]:
             return HOSTS[argv[3]]
         raise AssertionError(argv)
+
+    def config(self) -> dict[str, str]:
+        return parse_config(self.run(["scontrol", "show", "config"]))
 
     def queue(self, *, states: tuple[str, ...] = ("PENDING",)) -> pd.DataFrame:
         return pd.DataFrame({"nodes": [2.0, float("nan")], "node_list": ["n6", ""]})

@@ -56,6 +56,10 @@ from predictor.cli.hooks import priority_daemon as _priority_daemon  # noqa: E40
 app.command("priority-daemon")(_priority_daemon)
 app.command("completion-feed")(_completion_feed)
 
+from predictor.cli.check import check as _check  # noqa: E402
+
+app.command("check")(_check)
+
 from predictor.cli.simulate import simulate as _simulate  # noqa: E402
 
 app.command("simulate")(_simulate)

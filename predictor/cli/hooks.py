@@ -24,7 +24,8 @@ Container = Annotated[
 ]
 
 
-def _adapter(container: str | None) -> SlurmAdapter:
+def adapter_for(container: str | None) -> SlurmAdapter:
+    """The Slurm adapter on this host, or inside ``container`` (the dev cluster)."""
     return SlurmAdapter(runner=docker_runner(container) if container else local_runner())
 
 
@@ -56,12 +57,13 @@ def priority_daemon(
     """Keep pending jobs' site factors fresh (QSSF with ageing, or the service's policy)."""
     _logging(verbose)
     daemon = PriorityDaemon(
-        adapter=_adapter(slurm_container),
+        adapter=adapter_for(slurm_container),
         client=ServiceClient(service, token_file=token_file),
         interval_s=interval, max_jobs=max_jobs, max_updates=max_updates,
         min_change=min_change, dry_run=dry_run, siblings=siblings,
     )
-    daemon.run(cycles=1 if once else None, stop=Stop().on_signals())
+    with Stop().on_signals() as stop:
+        daemon.run(cycles=1 if once else None, stop=stop)
 
 
 def completion_feed(
@@ -74,5 +76,7 @@ def completion_feed(
 ) -> None:
     """Post finished jobs from sacct to the service's history (catches up after outages)."""
     _logging(verbose)
-    feed = CompletionFeed(_adapter(slurm_container), ServiceClient(service, token_file=token_file))
-    feed.run(interval_s=interval, polls=1 if once else None, stop=Stop().on_signals())
+    client = ServiceClient(service, token_file=token_file)
+    feed = CompletionFeed(adapter_for(slurm_container), client)
+    with Stop().on_signals() as stop:
+        feed.run(interval_s=interval, polls=1 if once else None, stop=stop)

@@ -296,3 +296,20 @@ def test_completions_reach_history_including_after_a_service_restart(
     caught_up = feed.poll()
     assert caught_up.error is None and caught_up.new >= 1
     assert client.complete([{**row2.to_dict(), "job_id": second}]) == (0, 1)
+
+
+def test_foresight_check_finds_the_dev_cluster_installed_as_the_readme_says(
+    cluster: DevCluster, service: HostService
+) -> None:
+    from slurm_hooks.install_check import run_checks
+
+    checks = {c.name: c for c in run_checks(cluster.adapter())}
+    failed = {n: c.detail for n, c in checks.items() if c.status == "fail"}
+    assert not failed
+    for name in ("JobSubmitPlugins", "PriorityType", "AccountingStoreFlags", "job_submit.lua",
+                 "job_submit_foresight.conf", "lua modules", "service"):
+        assert checks[name].status == "ok", (name, checks[name].detail)
+    assert "(this version)" in checks["job_submit.lua"].detail  # the checkout's hook is mounted
+    # the dev cluster's ResumeTimeout (60 s) is below the planner's default boot latency
+    power = checks["power saving"]
+    assert power.status == "warn" and "ResumeTimeout" in power.detail
