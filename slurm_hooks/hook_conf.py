@@ -4,6 +4,9 @@
 are typed, an unknown key or a line that is not ``key = value`` is a problem
 (the hook logs it and goes on with its defaults). :data:`DEFAULTS` are the
 hook's own (``M.defaults`` in ``job_submit.lua``; a test holds them equal).
+A value of the wrong kind is worse: Lua takes it as it is, so a word where a
+number belongs breaks every call (the hook fails open, always) and any word but
+``false`` where a switch belongs reads as true (:func:`type_errors`).
 """
 
 from __future__ import annotations
@@ -50,3 +53,17 @@ def read_hook_conf(text: str, source: str = HOOK_CONF_NAME) -> tuple[dict, list[
         else:
             values[match[1]] = _typed(match[2])
     return values, problems
+
+
+def type_errors(values: dict, source: str = HOOK_CONF_NAME) -> list[str]:
+    """Settings whose value is not of their default's kind (number, true/false)."""
+    out = []
+    for key, default in DEFAULTS.items():
+        value = values[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            out.append(f"{source}: {key} = {value} is not true/false (Lua reads it as true)")
+        elif isinstance(default, int | float) and not isinstance(default, bool) and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            out.append(f"{source}: {key} = {value} is not a number (the hook fails on every job)")
+    return out

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf
+from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf, type_errors
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
@@ -85,6 +85,9 @@ def _hook_script(adapter: SlurmAdapter, path: str) -> Check:
 def _hook_conf(adapter: SlurmAdapter, path: str) -> tuple[Check, dict]:
     text = _read(adapter, path)
     settings, problems = read_hook_conf(text or "", path)
+    wrong = type_errors(settings, path)
+    if wrong:
+        return Check(HOOK_CONF_NAME, "fail", "; ".join(wrong)), read_hook_conf("")[0]
     actions = [a for a in ("set_site_factor", "record_prediction", "apply_hints") if settings[a]]
     summary = (f"{settings['url']}, timeout {settings['timeout_ms']:g} ms, "
                f"actions: {', '.join(actions) or 'none'}")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from predictor.cli import app
 from slurm_hooks import install_check
-from slurm_hooks.hook_conf import DEFAULTS, read_hook_conf
+from slurm_hooks.hook_conf import DEFAULTS, read_hook_conf, type_errors
 from slurm_hooks.install_check import run_checks, service_checks, slurm_checks
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
@@ -43,6 +43,17 @@ def test_hook_conf_types_values_and_names_bad_lines():
     assert values["url"] == "http://h:1/v1/jobs/score" and values["dry_run"] is True
     assert values["timeout_ms"] == 150 and values["apply_hints"] is True  # default kept
     assert problems == ["x.conf:5: not key = value", "x.conf:6: unknown key colour"]
+
+
+def test_a_value_of_the_wrong_kind_fails_the_check():
+    files = {"/etc/slurm/job_submit.lua": HOOK.read_text(),
+             "/etc/slurm/job_submit_foresight.conf": "timeout_ms = fast\ndry_run = no\n"}
+    (conf,) = [c for c in slurm_checks(canned(CONFIG, files))[0]
+               if c.name == "job_submit_foresight.conf"]  # fmt: skip
+    assert conf.status == "fail"
+    assert "timeout_ms = fast is not a number (the hook fails on every job)" in conf.detail
+    assert "dry_run = no is not true/false (Lua reads it as true)" in conf.detail
+    assert type_errors(read_hook_conf("timeout_ms = 250\ndry_run = false")[0]) == []
 
 
 def canned(config: dict[str, str] | None = None, files: dict[str, str] | None = None,
