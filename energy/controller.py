@@ -41,6 +41,7 @@ from energy.planner import (
 from predictor.state import atomic_write_json, state_dir
 
 REQUIRED_SETTINGS = ("SuspendProgram", "ResumeProgram")
+SEED_BELOW_STEPS = 144  # a day of 10-minute steps
 _UNSET = {"", "(null)", "none", "n/a"}
 
 
@@ -57,6 +58,13 @@ class ClusterView(Protocol):
 
     def power_settings(self) -> dict[str, str]:
         """Slurm's power-saving settings (``SuspendProgram``, ``ResumeTimeout``, ...)."""
+        ...
+
+    def demand_history(self, since: float, until: float, step_s: float) -> pd.Series:
+        """Demand (busy + pending nodes) per step from accounting, to seed a new history.
+
+        Optional: a view without it starts with an empty history.
+        """
         ...
 
     def power(self, names: list[str], action: str) -> None:
@@ -156,6 +164,7 @@ class Controller:
         self.state_path = self.home / "controller_state.json"
         self.state = ControllerState.load(self.state_path)
         self.history_steps = history_steps
+        self._seeded = False
 
     # ------------------------------------------------------------------ recovery
     def recover(self) -> list[dict[str, Any]]:
@@ -188,6 +197,10 @@ class Controller:
     def step(self, now: float | None = None) -> StepReport:
         """Plan (and with ``apply``, take) one step's actions."""
         now = time.time() if now is None else now
+        if not self._seeded:
+            note = self.seed_history(now)
+            if note:
+                self.journal.append({"kind": "history", "detail": note})
         report = self.plan(now)
         if report.status == "skipped":
             self.journal.append({"kind": "skipped", "reason": report.reason})
@@ -297,6 +310,31 @@ class Controller:
         if len(self.state.history) > self.history_steps:
             for old in sorted(self.state.history)[: -self.history_steps]:
                 del self.state.history[old]
+
+    def seed_history(self, now: float) -> str | None:
+        """Fill the steps this controller never saw from accounting, once per process.
+
+        Only while the recorded history is shorter than a day (a new controller, or
+        one back from a long stop): the forecasters then work from the first step.
+        Steps already recorded keep their live value. Returns what happened.
+        """
+        self._seeded = True
+        reader = getattr(self.view, "demand_history", None)
+        if reader is None or len(self.state.history) >= SEED_BELOW_STEPS:
+            return None
+        step_s = self.config.step_s
+        current = pd.Timestamp(now, unit="s").floor(f"{step_s}s")
+        try:
+            series = reader(now - self.history_steps * step_s, now, step_s)
+        except Exception as exc:  # accounting unreadable: start from live steps only
+            return f"history not seeded from accounting: {exc}"
+        added = 0
+        for when, demand in series.items():
+            key = pd.Timestamp(when).isoformat()
+            if pd.Timestamp(when) < current and key not in self.state.history:
+                self.state.history[key] = int(demand)
+                added += 1
+        return f"seeded {added} steps of demand history from accounting"
 
     def history_series(self) -> pd.Series:
         """Recorded demand per step (gaps carried forward, as in the replay)."""

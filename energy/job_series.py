@@ -60,28 +60,40 @@ def busy_steps(
     *,
     cpus_per_node: float | None = None,
     step: pd.Timedelta = STEP,
+    from_col: str = "start_time",
+    until: float | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Per-step ``demand`` (max busy nodes), ``total`` and ``missing`` from canonical jobs."""
+    """Per-step ``demand`` (max busy nodes), ``total`` and ``missing`` from canonical jobs.
+
+    A job counts from ``from_col`` to its end: ``start_time`` gives busy nodes;
+    ``submit_time`` gives busy + pending nodes, the demand the live controller
+    records. ``until`` ends the jobs still open (default: the log's last instant).
+    """
     if not total_nodes or total_nodes < 1:
         raise SeriesError("a job log does not say how many nodes the cluster has: give --nodes N")
+
     def seconds(frame: pd.DataFrame, col: str) -> np.ndarray:
         return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
 
-    start = seconds(jobs, "start_time")
+    start = seconds(jobs, from_col)
     ran = np.isfinite(start)
     if not ran.any():
-        raise SeriesError("no job in the log has a start time: nothing was ever busy")
+        raise SeriesError(f"no job in the log has a {from_col.replace('_', ' ')}: "
+                          "nothing was ever busy")
     # The log reaches its last recorded instant, whichever job it belongs to.
-    log_end = float(np.nanmax(np.concatenate(
+    log_end = until if until is not None else float(np.nanmax(np.concatenate(
         [seconds(jobs, c) for c in ("submit_time", "start_time", "end_time")])))
     jobs, start = jobs[ran], start[ran]
     end = seconds(jobs, "end_time")
     open_ended = ~np.isfinite(end)
-    end = np.where(open_ended, log_end, end)
+    end = np.where(open_ended, log_end, np.minimum(end, log_end))
     nodes, notes = job_nodes(jobs, cpus_per_node)
     if open_ended.any():
         notes.append(f"{int(open_ended.sum())} jobs without an end: busy to the end of the log")
+    start = np.minimum(start, log_end)
     keep = end > start
+    if not keep.any():
+        raise SeriesError("no job in the log was busy for any time")
     start, end, nodes = start[keep], end[keep], nodes[keep]
     # Ends sort before starts at the same instant: back-to-back jobs do not overlap.
     times = np.concatenate([end, start])

@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from energy.job_series import busy_steps
 from energy.planner import NodeInfo
 
 _BUSY_STATES = {"ALLOCATED", "MIXED", "COMPLETING"}
@@ -49,6 +53,18 @@ class SlurmClusterView:
     def power_settings(self) -> dict[str, str]:
         self._settings = self.adapter.config()
         return self._settings
+
+    def demand_history(self, since: float, until: float, step_s: float) -> pd.Series:
+        """Busy + pending nodes per step from ``sacct``: each job from submit to end."""
+        index = pd.to_datetime(
+            np.arange(np.floor(since / step_s), np.floor(until / step_s)) * step_s, unit="s"
+        )
+        jobs = self.adapter.jobs(since=since, until=until)
+        if jobs.empty:
+            return pd.Series(0, index=index, dtype="int64")
+        steps, _ = busy_steps(jobs, max(len(self.adapter.nodes()), 1), step=pd.Timedelta(
+            seconds=step_s), from_col="submit_time", until=until)
+        return steps["demand"].reindex(index, fill_value=0)
 
     def pending_nodes(self) -> int:
         queue = self.adapter.queue(states=("PENDING",))

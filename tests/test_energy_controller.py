@@ -6,6 +6,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from energy.controller import Controller, check_power_settings, current_plan
@@ -210,3 +212,52 @@ def test_cli_run_once_is_dry_run_by_default(
     out = CliRunner().invoke(app, ["energy", "run", "--once", "--apply", "--planner",
                                    str(settings)])
     assert out.exit_code == 2 and "cannot connect" in out.stdout
+
+
+class HistoryView(FakeView):
+    """A FakeView whose accounting says 3 nodes were in demand at every past step."""
+
+    def __init__(self, nodes: list[NodeInfo], broken: str | None = None) -> None:
+        super().__init__(nodes)
+        self.asked: list[tuple[float, float, float]] = []
+        self.history_broken = broken
+
+    def demand_history(self, since: float, until: float, step_s: float) -> pd.Series:
+        self.asked.append((since, until, step_s))
+        if self.history_broken:
+            raise RuntimeError(self.history_broken)
+        index = pd.to_datetime(np.arange(since // step_s, until // step_s + 1) * step_s, unit="s")
+        return pd.Series(3, index=index)
+
+
+def test_a_new_controller_seeds_its_history_from_accounting_once(tmp_path: Path) -> None:
+    view = HistoryView(cluster())
+    ctl = Controller(view, config=CFG, home=tmp_path / "energy", history_steps=288)
+    live = pd.Timestamp(86_400 * 10 - 1200, unit="s").isoformat()
+    ctl.state.history[live] = 7  # a step the controller saw itself keeps its value
+    now = 86_400.0 * 10
+    ctl.step(now=now)
+    assert view.asked == [(now - 288 * 600, now, 600)]
+    history = ctl.state.history
+    assert history[live] == 7 and len(history) == 288  # 287 seeded + live + now, capped at 288
+    assert history[pd.Timestamp(now - 600, unit="s").isoformat()] == 3
+    assert history[pd.Timestamp(now, unit="s").isoformat()] == 2  # the live step: 2 busy
+    notes = [r for r in ctl.journal.records() if r["kind"] == "history"]
+    assert notes[0]["detail"] == "seeded 287 steps of demand history from accounting"
+    ctl.step(now=now + 600)
+    assert len(view.asked) == 1  # once per process
+
+
+def test_history_is_not_seeded_when_a_day_is_recorded_or_accounting_fails(tmp_path: Path) -> None:
+    view = HistoryView(cluster())
+    ctl = Controller(view, config=CFG, home=tmp_path / "a")
+    for i in range(144):
+        ctl.state.history[pd.Timestamp(600.0 * i, unit="s").isoformat()] = 1
+    ctl.step(now=600.0 * 144)
+    assert view.asked == []
+    broken = HistoryView(cluster(), broken="sacct: Connection refused")
+    ctl = Controller(broken, config=CFG, home=tmp_path / "b")
+    report = ctl.step(now=1_000.0)
+    assert report.status == "planned"  # the step goes on from live steps only
+    (note,) = [r for r in ctl.journal.records() if r["kind"] == "history"]
+    assert note["detail"] == "history not seeded from accounting: sacct: Connection refused"

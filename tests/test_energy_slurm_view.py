@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from energy.slurm_view import SlurmClusterView, parse_reserved_nodes
@@ -54,6 +55,16 @@ class CannedAdapter:
     def power_node(self, names: list[str], action: str) -> None:
         self.powered.append((list(names), action))
 
+    accounting = pd.DataFrame({  # epoch seconds; 9 nodes above
+        "submit_time": [0.0, 600.0, 1800.0], "start_time": [0.0, 1200.0, np.nan],
+        "end_time": [1800.0, np.nan, np.nan], "nodes": [2.0, 3.0, 20.0],
+        "gpus": [0.0] * 3, "cpus": [8.0] * 3,
+    })  # fmt: skip
+
+    def jobs(self, since: float, until: float | None = None, *, states=None) -> pd.DataFrame:
+        self.asked_jobs = (since, until)
+        return self.accounting
+
 
 def test_parsers() -> None:
     cfg = parse_config(CONFIG)
@@ -72,3 +83,15 @@ def test_nodes_carry_power_busy_reserved_and_excluded_flags() -> None:
     assert view.pending_nodes() == 3  # 2 nodes + 1 for a job that did not say
     view.power(["n4"], "up")
     assert adapter.powered == [(["n4"], "up")]
+
+
+def test_demand_history_counts_each_job_from_submit_to_end_in_steps() -> None:
+    adapter = CannedAdapter()
+    series = SlurmClusterView(adapter).demand_history(-1200.0, 3000.0, 600.0)
+    assert adapter.asked_jobs == (-1200.0, 3000.0)
+    # steps from -1200: none, none, 2, 2+3 (3 pending from 600), 5, then the pending
+    # 20-node job (capped at the 9 nodes Slurm has) with the running 3 until 3000
+    assert series.tolist() == [0, 0, 2, 5, 5, 9, 9]
+    assert series.index[0] == pd.Timestamp(-1200, unit="s")
+    adapter.accounting = adapter.accounting.iloc[:0]
+    assert SlurmClusterView(adapter).demand_history(0.0, 1800.0, 600.0).tolist() == [0, 0, 0]

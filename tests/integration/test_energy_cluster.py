@@ -174,6 +174,9 @@ def test_apply_powers_down_only_safe_nodes_and_a_crash_is_neither_repeated_nor_l
     assert plan["power_down"] == [first, second] and "power down 5" in plan["reason"]
     assert busy not in plan["power_down"] and set(plan["refused"]) >= excluded
     assert spy.calls == [] and journal.in_doubt() == []
+    # the new controller's demand history was seeded from the cluster's sacct
+    (seeded,) = [r for r in journal.records() if r["kind"] == "history"]
+    assert seeded["detail"].startswith("seeded ") and "from accounting" in seeded["detail"]
 
     # 1. --apply, killed right AFTER `scontrol update` for the first node.
     spy.crash = "after"
