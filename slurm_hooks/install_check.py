@@ -140,13 +140,16 @@ def service_checks(url: str, timeout_ms: float, token: str | None = None) -> lis
         headers["Authorization"] = f"Bearer {token}"
 
     def call(path: str, body: dict | None = None) -> tuple[int, dict]:
+        """(status, JSON object); OSError when nothing answers, ValueError for non-JSON."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(base + path, data=data, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, json.loads(resp.read() or b"{}")
+                status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+            status, raw = exc.code, exc.read()
+        answer = json.loads(raw or b"{}")
+        return status, answer if isinstance(answer, dict) else {"error": str(answer)[:200]}
 
     try:
         status, ready = call("/readyz")
@@ -159,7 +162,10 @@ def service_checks(url: str, timeout_ms: float, token: str | None = None) -> lis
     took = []
     for _ in range(SCORE_TRIES):
         started = time.perf_counter()
-        status, answer = call("/v1/jobs/score", SAMPLE_JOB)
+        try:
+            status, answer = call("/v1/jobs/score", SAMPLE_JOB)
+        except (OSError, ValueError) as exc:
+            return [*out, Check("score", "fail", f"no usable answer: {exc}")]
         took.append((time.perf_counter() - started) * 1000)
         if status != 200:
             return [*out, Check("score", "fail", f"HTTP {status}: {answer.get('error', answer)}")]

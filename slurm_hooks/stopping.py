@@ -31,6 +31,7 @@ class Stop:
 
     @property
     def requested(self) -> bool:
+        """Whether a stop was asked (the first time it is seen, it is also logged)."""
         if self._why is not None and not self._said:
             self._said = True
             log.info("stopping (%s): the cycle under way was finished", self._why)

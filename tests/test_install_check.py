@@ -132,8 +132,16 @@ class _Service(BaseHTTPRequestHandler):
         else:
             self._answer(503, {"status": "not ready", "detail": "no model"})
 
+    garbage = False
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        if self.garbage:
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"<html")
+            return
         self._answer(200, {"site_factor": 1})
 
     def log_message(self, *args: object) -> None:
@@ -153,6 +161,9 @@ def test_service_ready_and_scoring_within_the_deadline(service, monkeypatch):
     checks = service_checks(service, timeout_ms=300)
     assert [(c.name, c.status) for c in checks] == [("service", "ok"), ("score", "ok")]
     assert "model v1" in checks[0].detail and "10 scores: median" in checks[1].detail
+    monkeypatch.setattr(_Service, "garbage", True)
+    garbled = service_checks(service, timeout_ms=300)[1]
+    assert garbled.status == "fail" and garbled.detail.startswith("no usable answer")
     monkeypatch.setattr(_Service, "ready", False)
     (down,) = service_checks(service, timeout_ms=300)
     assert down.status == "fail" and "not ready: no model" in down.detail
