@@ -24,6 +24,7 @@ from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
 SAMPLE_JOB = {"user": "foresight-check", "cpus": 1, "nodes": 1, "time_limit": 3600}
 SCORE_TRIES = 10
+HISTORY_GRACE_S = 600  # the feed polls every 30 s; a job may take a few polls to arrive
 
 
 @dataclass
@@ -132,8 +133,36 @@ def _power_saving(config: dict[str, str]) -> Check:
     return Check("power saving", "ok", f"SuspendProgram {config.get('SuspendProgram')}")
 
 
-def service_checks(url: str, timeout_ms: float, token: str | None = None) -> list[Check]:
-    """The service behind the hook's ``url``: ready, and scoring within the deadline."""
+def history_check(adapter: SlurmAdapter, ready: dict, now: float | None = None) -> Check:
+    """Do completions reach the service? Jobs that ran and ended in ``sacct`` over the
+    last day, against the newest end the service's history holds (from ``/readyz``)."""
+    from slurm_hooks.completion_feed import FINISHED
+
+    now = time.time() if now is None else now
+    try:
+        jobs = adapter.jobs(since=now - 86400, states=FINISHED)
+    except SlurmCommandError as exc:
+        return Check("history", "skip", f"cannot read sacct: {exc}")
+    ran = jobs[(jobs["start_time"].notna()) & (jobs["end_time"] > jobs["start_time"])]
+    newest = ready.get("history_newest_end")
+    held = f"{ready.get('history_jobs', 0)} ended jobs in the history"
+    if newest is None:
+        behind = ran
+        held += " (none)"
+    else:
+        behind = ran[ran["end_time"] > float(newest) + HISTORY_GRACE_S]
+        held += f", the newest ended {time.strftime('%Y-%m-%d %H:%M', time.gmtime(newest))} UTC"
+    if len(behind):
+        return Check("history", "warn", f"{len(behind)} jobs ended in sacct after the newest "
+                     f"the service knows ({held}): is foresight-completion-feed running?")
+    return Check("history", "ok", f"{held}; sacct has nothing newer")
+
+
+def service_checks(
+    url: str, timeout_ms: float, token: str | None = None
+) -> tuple[list[Check], dict]:
+    """The service behind the hook's ``url``: ready, and scoring within the deadline;
+    also returns its ``/readyz`` answer when it is ready (else {})."""
     base = url.split("/v1/")[0].rstrip("/")
     headers = {"Content-Type": "application/json"}
     if token:
@@ -155,9 +184,10 @@ def service_checks(url: str, timeout_ms: float, token: str | None = None) -> lis
         status, ready = call("/readyz")
     except (OSError, ValueError) as exc:
         return [Check("service", "fail", f"{base} does not answer ({exc}): the hook accepts "
-                      "every job unchanged until it does")]
+                      "every job unchanged until it does")], {}
     if status != 200:
-        return [Check("service", "fail", f"{base} is not ready: {ready.get('detail', status)}")]
+        return [Check("service", "fail",
+                      f"{base} is not ready: {ready.get('detail', status)}")], {}
     out = [Check("service", "ok", f"{base} ready, model {ready.get('model_version')}")]
     took = []
     for _ in range(SCORE_TRIES):
@@ -165,14 +195,15 @@ def service_checks(url: str, timeout_ms: float, token: str | None = None) -> lis
         try:
             status, answer = call("/v1/jobs/score", SAMPLE_JOB)
         except (OSError, ValueError) as exc:
-            return [*out, Check("score", "fail", f"no usable answer: {exc}")]
+            return [*out, Check("score", "fail", f"no usable answer: {exc}")], ready
         took.append((time.perf_counter() - started) * 1000)
         if status != 200:
-            return [*out, Check("score", "fail", f"HTTP {status}: {answer.get('error', answer)}")]
+            return [*out, Check("score", "fail",
+                                f"HTTP {status}: {answer.get('error', answer)}")], ready
     took.sort()
     detail = (f"{SCORE_TRIES} scores: median {took[len(took) // 2]:.1f} ms, max "
               f"{took[-1]:.1f} ms (the hook's deadline: {timeout_ms:g} ms)")
-    return [*out, Check("score", "warn" if took[-1] > timeout_ms / 2 else "ok", detail)]
+    return [*out, Check("score", "warn" if took[-1] > timeout_ms / 2 else "ok", detail)], ready
 
 
 def run_checks(adapter: SlurmAdapter, service_url: str | None = None) -> list[Check]:
@@ -181,8 +212,10 @@ def run_checks(adapter: SlurmAdapter, service_url: str | None = None) -> list[Ch
     settings = settings or read_hook_conf("")[0]
     token_file = str(settings["token_file"])
     token = (_read(adapter, token_file) or "").strip() if token_file else None
-    return checks + service_checks(service_url or str(settings["url"]),
-                                   float(settings["timeout_ms"]), token)
+    service, ready = service_checks(service_url or str(settings["url"]),
+                                    float(settings["timeout_ms"]), token)
+    history = [history_check(adapter, ready)] if ready and checks[0].status == "ok" else []
+    return checks + service + history
 
 
 def as_json(checks: list[Check]) -> str:

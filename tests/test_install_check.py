@@ -25,6 +25,7 @@ CONFIG = {
     "AccountingStoreFlags": "job_comment", "SuspendProgram": "/opt/suspend",
     "ResumeProgram": "/opt/resume", "ResumeTimeout": "600 sec",
 }  # fmt: skip
+NEWEST = 1_700_000_000.0  # the newest end the stand-in service's history holds
 DPKG_OK = "lua-socket install ok installed\nlua-cjson install ok installed\n"
 
 
@@ -57,8 +58,9 @@ def test_a_value_of_the_wrong_kind_fails_the_check():
 
 
 def canned(config: dict[str, str] | None = None, files: dict[str, str] | None = None,
-           dpkg: str | Exception = DPKG_OK) -> SlurmAdapter:
-    """An adapter whose runner answers scontrol, cat and dpkg-query from these values."""
+           dpkg: str | Exception = DPKG_OK, sacct_jobs: list[dict] | None = None) -> SlurmAdapter:
+    """An adapter whose runner answers scontrol, cat, sacct and dpkg-query from these values."""
+    sacct_jobs = sacct_jobs or []
     if files is None:
         files = {"/etc/slurm/job_submit.lua": HOOK.read_text(),
                  "/etc/slurm/job_submit_foresight.conf": "timeout_ms = 300\n"}
@@ -72,6 +74,8 @@ def canned(config: dict[str, str] | None = None, files: dict[str, str] | None = 
             if argv[1] not in files:
                 raise SlurmCommandError(argv, 1, "No such file or directory")
             return files[argv[1]]
+        if argv[0] == "sacct":
+            return json.dumps({"jobs": sacct_jobs})
         if argv[0] == "dpkg-query":
             if isinstance(dpkg, Exception):
                 raise dpkg
@@ -128,7 +132,8 @@ class _Service(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.ready:
-            self._answer(200, {"status": "ready", "model_version": "v1"})
+            self._answer(200, {"status": "ready", "model_version": "v1", "history_jobs": 40,
+                               "history_newest_end": NEWEST})
         else:
             self._answer(503, {"status": "not ready", "detail": "no model"})
 
@@ -158,19 +163,20 @@ def service() -> Iterator[str]:
 
 
 def test_service_ready_and_scoring_within_the_deadline(service, monkeypatch):
-    checks = service_checks(service, timeout_ms=300)
+    checks, ready = service_checks(service, timeout_ms=300)
     assert [(c.name, c.status) for c in checks] == [("service", "ok"), ("score", "ok")]
     assert "model v1" in checks[0].detail and "10 scores: median" in checks[1].detail
+    assert ready["history_newest_end"] == NEWEST
     monkeypatch.setattr(_Service, "garbage", True)
-    garbled = service_checks(service, timeout_ms=300)[1]
+    garbled = service_checks(service, timeout_ms=300)[0][1]
     assert garbled.status == "fail" and garbled.detail.startswith("no usable answer")
     monkeypatch.setattr(_Service, "ready", False)
-    (down,) = service_checks(service, timeout_ms=300)
-    assert down.status == "fail" and "not ready: no model" in down.detail
+    (down,), ready = service_checks(service, timeout_ms=300)
+    assert down.status == "fail" and "not ready: no model" in down.detail and ready == {}
 
 
 def test_service_not_answering_fails_and_the_cli_exits_1(monkeypatch):
-    (check,) = service_checks("http://127.0.0.1:9/v1/jobs/score", timeout_ms=300)
+    (check,), _ = service_checks("http://127.0.0.1:9/v1/jobs/score", timeout_ms=300)
     assert check.status == "fail" and "does not answer" in check.detail
     monkeypatch.setattr("predictor.cli.check.adapter_for", lambda container: canned(CONFIG))
     out = CliRunner().invoke(app, ["check", "--service", "http://127.0.0.1:9", "--json"])
@@ -185,3 +191,29 @@ def test_run_checks_uses_the_url_in_the_hook_s_config(service):
              "/etc/slurm/job_submit_foresight.conf": port_conf}
     checks = {c.name: c for c in run_checks(canned(CONFIG, files))}
     assert checks["service"].status == "ok" and "deadline: 250 ms" in checks["score"].detail
+
+
+def sacct_job(job_id: int, start: float, end: float) -> dict:
+    """One finished job as 22.05's ``sacct --json`` shows it."""
+    return {"job_id": job_id, "name": "x", "user": "u1", "account": "a", "partition": "p",
+            "state": {"current": "COMPLETED"}, "required": {"CPUs": 1},
+            "allocation_nodes": 1, "tres": {},
+            "time": {"submission": start - 10, "start": start, "end": end,
+                     "elapsed": end - start, "limit": 60}}  # fmt: skip
+
+
+def test_history_check_compares_the_services_newest_end_with_sacct():
+    ready = {"history_jobs": 40, "history_newest_end": NEWEST}
+    fed = canned(CONFIG, sacct_jobs=[sacct_job(1, NEWEST - 100, NEWEST)])
+    check = install_check.history_check(fed, ready, now=NEWEST + 3600)
+    assert check.status == "ok" and "40 ended jobs in the history" in check.detail
+    late = [sacct_job(1, NEWEST - 100, NEWEST), sacct_job(2, NEWEST, NEWEST + 1800),
+            sacct_job(3, NEWEST, NEWEST + 300)]  # 3 ended within the grace: not counted
+    check = install_check.history_check(canned(CONFIG, sacct_jobs=late), ready,
+                                        now=NEWEST + 3600)
+    assert check.status == "warn"
+    assert check.detail.startswith("1 jobs ended in sacct after the newest the service knows")
+    assert "is foresight-completion-feed running?" in check.detail
+    empty = install_check.history_check(canned(CONFIG, sacct_jobs=late), {"history_jobs": 0},
+                                        now=NEWEST + 3600)
+    assert empty.status == "warn" and empty.detail.startswith("3 jobs ended")

@@ -244,6 +244,8 @@ def test_training_hint_names_a_log_that_exists(tmp_path: Path) -> None:
 def test_readyz_when_ready(client: FlaskClient) -> None:
     resp = client.get("/readyz")
     assert resp.status_code == 200 and resp.json["model_version"]
+    # what the history holds, for `foresight check` to compare with sacct
+    assert resp.json["history_jobs"] > 0 and resp.json["history_newest_end"] > 0
 
 
 def test_admin_routes_need_the_token(client: FlaskClient) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, Response, current_app, jsonify
 
 from predictor.service.api import api_route, openapi_document
@@ -34,7 +36,11 @@ def readyz() -> Health | tuple[Health, int]:
     ok, why = service.history.writable()
     if not ok:
         return Health(status="not ready", model_version=current.version, detail=why), 503
-    return Health(status="ready", model_version=current.version)
+    store = service.history.store
+    newest = store.stats("all", "")
+    last = newest.last_end if newest is not None else math.nan
+    return Health(status="ready", model_version=current.version, history_jobs=len(store),
+                  history_newest_end=None if math.isnan(last) else last)
 
 
 @api_route(

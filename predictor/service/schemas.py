@@ -308,3 +308,6 @@ class Health(BaseModel):
     status: str
     model_version: str | None = None
     detail: str | None = None
+    history_jobs: int | None = Field(None, description="ended jobs in the history (readyz)")
+    history_newest_end: float | None = Field(
+        None, description="end time of the newest of them, epoch seconds (readyz)")

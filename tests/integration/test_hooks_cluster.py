@@ -313,3 +313,7 @@ def test_foresight_check_finds_the_dev_cluster_installed_as_the_readme_says(
     # the dev cluster's ResumeTimeout (60 s) is below the planner's default boot latency
     power = checks["power saving"]
     assert power.status == "warn" and "ResumeTimeout" in power.detail
+    # the service's history (trained on a 1990s log, fed by the completion test) against
+    # the cluster's sacct: either up to date or naming how many completions are missing
+    assert checks["history"].status in ("ok", "warn")
+    assert "ended jobs in the history" in checks["history"].detail
