@@ -330,9 +330,9 @@ class Controller:
             return f"history not seeded from accounting: {exc}"
         added = 0
         for when, demand in series.items():
-            key = pd.Timestamp(when).isoformat()
-            if pd.Timestamp(when) < current and key not in self.state.history:
-                self.state.history[key] = int(demand)
+            step = pd.Timestamp(when)
+            if step < current and step.isoformat() not in self.state.history:
+                self.state.history[step.isoformat()] = int(demand)
                 added += 1
         return f"seeded {added} steps of demand history from accounting"
 

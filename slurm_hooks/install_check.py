@@ -18,7 +18,10 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf, type_errors
+from energy.controller import check_power_settings
+from energy.planner import PlannerConfig
+from slurm_hooks.completion_feed import FINISHED
+from slurm_hooks.hook_conf import DEFAULTS, HOOK_CONF_NAME, read_hook_conf, type_errors
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
@@ -88,7 +91,7 @@ def _hook_conf(adapter: SlurmAdapter, path: str) -> tuple[Check, dict]:
     settings, problems = read_hook_conf(text or "", path)
     wrong = type_errors(settings, path)
     if wrong:
-        return Check(HOOK_CONF_NAME, "fail", "; ".join(wrong)), read_hook_conf("")[0]
+        return Check(HOOK_CONF_NAME, "fail", "; ".join(wrong)), dict(DEFAULTS)
     actions = [a for a in ("set_site_factor", "record_prediction", "apply_hints") if settings[a]]
     summary = (f"{settings['url']}, timeout {settings['timeout_ms']:g} ms, "
                f"actions: {', '.join(actions) or 'none'}")
@@ -123,9 +126,6 @@ def _lua_modules(adapter: SlurmAdapter) -> Check:
 
 
 def _power_saving(config: dict[str, str]) -> Check:
-    from energy.controller import check_power_settings
-    from energy.planner import PlannerConfig
-
     problems = check_power_settings(config, PlannerConfig())
     if problems:
         return Check("power saving", "warn", "energy run --apply would refuse: "
@@ -136,8 +136,6 @@ def _power_saving(config: dict[str, str]) -> Check:
 def history_check(adapter: SlurmAdapter, ready: dict, now: float | None = None) -> Check:
     """Do completions reach the service? Jobs that ran and ended in ``sacct`` over the
     last day, against the newest end the service's history holds (from ``/readyz``)."""
-    from slurm_hooks.completion_feed import FINISHED
-
     now = time.time() if now is None else now
     try:
         jobs = adapter.jobs(since=now - 86400, states=FINISHED)
@@ -209,7 +207,7 @@ def service_checks(
 def run_checks(adapter: SlurmAdapter, service_url: str | None = None) -> list[Check]:
     """Every check: Slurm's side, then the service the hook uses (or ``service_url``)."""
     checks, settings = slurm_checks(adapter)
-    settings = settings or read_hook_conf("")[0]
+    settings = settings or dict(DEFAULTS)
     token_file = str(settings["token_file"])
     token = (_read(adapter, token_file) or "").strip() if token_file else None
     service, ready = service_checks(service_url or str(settings["url"]),
