@@ -12,6 +12,9 @@ Each mode submits held jobs (``sbatch --hold``, so scheduling adds no noise)
 from inside the slurmctld container, timing every call there, then cancels them:
 
 * ``no_hook``: ``JobSubmitPlugins`` removed and ``scontrol reconfigure`` (the baseline);
+* ``empty_lua``: Slurm's job_submit/lua plugin running a script that does nothing
+  (what any Lua hook costs before its first line; "hook vs empty" is then what
+  Foresight's script adds on top of it);
 * ``hook``: the hook asking the live service;
 * ``breaker_open``: the service replaced by a server that accepts and never
   answers, the circuit already open (what an outage costs after the first failures);
@@ -27,6 +30,19 @@ it adds inside slurmctld; the sbatch-level difference includes everything
 
 ``--parallel P`` keeps P ``sbatch`` calls in flight at once (a burst from
 several users); throughput is then compared by wall time per round.
+
+Slurm's Lua plugin rebuilds its ``slurm.jobs`` table of every job slurmctld
+holds (pending, running, and ended within ``MinJobAge``) once per second while
+jobs change, inside a submission: what it costs grows with that count (about
+2.5 µs per job here, docs/cluster.md). So every round records the count
+(``held``), and ``--held N`` first submits N held jobs (without the hook;
+cancelled at the end) to measure under a realistic queue.
+
+``--server-time`` also reads sdiag's totals for ``REQUEST_SUBMIT_BATCH_JOB``
+before and after each call (outside its timing): slurmctld's own time for
+that submission, the job_submit plugin and lock waits included, without
+sbatch's process start, munge and connection (the jobs/s column then includes
+the sdiag calls; the ratio, from the calls' own times, does not).
 
 Targets (issue 6): throughput with the hook >= 0.85x no_hook; added p99 < 5 ms;
 first failures < the hook's timeout; added p99 with the circuit open < 1 ms.
@@ -54,6 +70,7 @@ import requests
 
 from slurm_hooks.devcluster import ClusterSpec, DevCluster
 from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf
+from slurm_hooks.slurm_adapter import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
@@ -63,16 +80,28 @@ HOOK_CONF = ROOT / "slurm_hooks" / HOOK_CONF_NAME
 TARGETS = {"throughput_ratio": 0.85, "added_p99_ms": 5.0, "open_added_p99_ms": 1.0}
 
 # Runs inside the slurmctld container: N timed sbatch calls (P at a time), then scancel.
+# With "server", sdiag's submit-RPC totals are read before and after each call (outside
+# its timing): slurmctld's own time for that one submission.
 SUBMIT = r"""
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 n, name, parallel = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+server = sys.argv[4:] == ["server"]
+RPC = re.compile(r"REQUEST_SUBMIT_BATCH_JOB\s+\(\s*4003\)\s+count:(\d+)\s+"
+                 r"ave_time:\d+\s+total_time:(\d+)")
+def rpc_total():
+    m = RPC.search(subprocess.run(["sdiag"], capture_output=True, text=True).stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 def one(_):
+    before = rpc_total() if server else None
     s = time.perf_counter()
     out = subprocess.run(["sbatch", "--parsable", "--hold", "-J", name, "-t", "5",
                           "-o", "/dev/null", "--wrap", "true"], capture_output=True, text=True)
+    took = time.perf_counter() - s
     job = out.stdout.strip().split(";")[0] if out.returncode == 0 else None
-    return time.perf_counter() - s, job
+    after = rpc_total() if server else None
+    rpc = (after[1] - before[1]) / 1e6 if server and after[0] - before[0] == 1 else None
+    return took, job, rpc
 t0 = time.perf_counter()
 with ThreadPoolExecutor(parallel) as pool:
     done = list(pool.map(one, range(n)))
@@ -80,9 +109,16 @@ wall = time.perf_counter() - t0
 lat, ids = [d[0] for d in done], [d[1] for d in done if d[1]]
 for i in range(0, len(ids), 500):
     subprocess.run(["scancel", *ids[i:i + 500]])
-print(json.dumps({"latency_s": lat, "wall_s": wall, "accepted": len(ids)}))
+print(json.dumps({"latency_s": lat, "wall_s": wall, "accepted": len(ids),
+                  "server_s": [d[2] for d in done if d[2] is not None]}))
 """
 _MS = re.compile(r"\(([\d.]+) ms\)")
+#: The ``empty_lua`` mode's script: Slurm's Lua plugin with nothing of Foresight's.
+EMPTY_LUA = """-- bench.hooks: an empty job_submit.lua (what the plugin costs on its own)
+function slurm_job_submit(job_desc, part_list, submit_uid) return slurm.SUCCESS end
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid) return slurm.SUCCESS end
+"""
+SCRIPT = "/etc/slurm/job_submit.lua"
 
 
 def hook_conf() -> dict[str, float]:
@@ -94,11 +130,13 @@ def hook_conf() -> dict[str, float]:
 class Bench:
     """The cluster, the hook's on/off switch, timed submissions and the hook's log."""
 
-    def __init__(self, cluster: DevCluster, parallel: int = 1) -> None:
+    def __init__(self, cluster: DevCluster, parallel: int = 1, server_time: bool = False) -> None:
         self.cluster = cluster
         self.parallel = parallel
+        self.server_time = server_time
         self.hook_on: bool | None = None
         self.conf: str | None = None  # slurmctld's slurm.conf as the bench found it
+        self.script_target: str | None = None  # where job_submit.lua linked, while swapped
 
     def ctld(self, *argv: str, stdin: str | None = None) -> str:
         argv = ("docker", "exec", "-i", self.cluster.name("slurmctld"), *argv)
@@ -123,18 +161,56 @@ class Bench:
         time.sleep(3)
         self.hook_on = enabled
 
+    def set_empty_script(self, empty: bool) -> None:
+        """Swap the dev cluster's ``job_submit.lua`` link for :data:`EMPTY_LUA`, or put the
+        link back; slurmctld loads the changed script (a fresh Lua state) at the next call."""
+        if empty == (self.script_target is not None):
+            return
+        if empty:
+            self.script_target = self.ctld("readlink", SCRIPT).strip()
+            time.sleep(1.1)  # the plugin compares whole-second mtimes with its last load
+            self.ctld("sh", "-c", f"rm {SCRIPT} && cat > {SCRIPT}", stdin=EMPTY_LUA)
+        else:
+            self.ctld("ln", "-sfn", self.script_target, SCRIPT)
+            self.script_target = None
+            self.cluster.reload_hook()  # a new mtime, so the hook is loaded again
+
+    def held(self) -> int:
+        """Jobs slurmctld holds: pending, running and ended within ``MinJobAge``."""
+        return len(self.ctld("squeue", "-h", "-t", "all", "-o", "%i").split())
+
+    def room_error(self, adding: int) -> str | None:
+        """Why ``adding`` more job records would push slurmctld to ``MaxJobCount`` (where
+        ``sbatch`` sleeps and retries, stalling a round), or None."""
+        config = parse_config(self.ctld("scontrol", "show", "config"))
+        limit = int(config.get("MaxJobCount", "10000"))
+        held = self.held()
+        if held + adding < limit:
+            return None
+        return (f"slurmctld holds {held} job records and this run adds up to {adding} more "
+                f"(ended ones stay for MinJobAge = {config.get('MinJobAge', '?')}): that reaches "
+                f"MaxJobCount = {limit}, where sbatch stalls and retries. Wait for ended jobs "
+                "to be purged, or lower -n / --held.")  # fmt: skip
+
+    def preload(self, n: int) -> None:
+        """Submit ``n`` held jobs (``bench-held``) with the hook off, for a realistic queue."""
+        self.set_hook(False)
+        self.ctld("sh", "-c", f"for i in $(seq {n}); do sbatch --hold -J bench-held -t 5 "
+                              "-o /dev/null --wrap true >/dev/null; done")  # fmt: skip
+
     def submit(self, n: int, name: str) -> dict[str, Any]:
         """``n`` timed sbatch calls; latencies (ms), rate, and what the hook logged for them."""
+        held = self.held()
         since = time.time()
         load = os.getloadavg()[0]
-        result = json.loads(
-            self.ctld("python3", "-", str(n), name, str(self.parallel), stdin=SUBMIT)
-        )
+        argv = [str(n), name, str(self.parallel)] + (["server"] if self.server_time else [])
+        result = json.loads(self.ctld("python3", "-", *argv, stdin=SUBMIT))
         lines = [x for x in self.cluster.hook_log(since) if f"name={name} " in x]
         return {
             "lat_ms": (np.asarray(result["latency_s"]) * 1000).tolist(),
+            "server_ms": (np.asarray(result["server_s"]) * 1000).tolist(),
             "wall_s": result["wall_s"], "accepted": result["accepted"], "n": n,
-            "rate": n / result["wall_s"], "load": load,
+            "rate": n / result["wall_s"], "load": load, "held": held,
             "hook_ms": [float(m.group(1)) for x in lines if (m := _MS.search(x))],
             "scored": sum("site_factor=" in x for x in lines),
             "fail_open": sum("fail-open" in x for x in lines),
@@ -246,7 +322,8 @@ def quantile_added(q: float) -> Stat:
 
 
 def bootstrap(
-    rounds_a: list[dict], rounds_b: list[dict], stat: Stat, n_boot: int = 1000, seed: int = 0
+    rounds_a: list[dict], rounds_b: list[dict], stat: Stat, n_boot: int = 1000, seed: int = 0,
+    key: str = "lat_ms",
 ) -> tuple[float, float, float]:
     """``stat`` of the two modes' latencies with a 95% two-level bootstrap interval.
 
@@ -257,8 +334,8 @@ def bootstrap(
     resampling of calls alone would hide.
     """
     rng = np.random.default_rng(seed)
-    lat_a = [np.asarray(r["lat_ms"]) for r in rounds_a]
-    lat_b = [np.asarray(r["lat_ms"]) for r in rounds_b]
+    lat_a = [np.asarray(r[key]) for r in rounds_a]
+    lat_b = [np.asarray(r[key]) for r in rounds_b]
     est = stat(np.concatenate(lat_a), np.concatenate(lat_b))
     boots = np.empty(n_boot)
     for i in range(n_boot):
@@ -272,7 +349,7 @@ def bootstrap(
 
 def interleaved(bench: Bench, modes: tuple[str, str], rounds: int, n: int,
                 before: dict[str, Any]) -> dict[str, list[dict]]:  # fmt: skip
-    """``rounds`` rounds of ``n`` calls per mode, the order alternating (A B, B A, ...)."""
+    """``rounds`` rounds of ``n`` calls per mode, the order alternating (A B C, C B A, ...)."""
     out: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(rounds):
         for mode in modes if r % 2 == 0 else modes[::-1]:
@@ -311,6 +388,7 @@ def summarize(mode: str, rounds: list[dict], base: list[dict], parallel: int = 1
         "fail_open": sum(r["fail_open"] for r in rounds),
         "circuit_open": sum(r["circuit_open"] for r in rounds),
         "load": [round(r["load"], 2) for r in rounds],
+        "held": [min(r["held"] for r in rounds), max(r["held"] for r in rounds)],
     }  # fmt: skip
     if rounds is not base:
         out["ratio"] = (
@@ -325,6 +403,14 @@ def summarize(mode: str, rounds: list[dict], base: list[dict], parallel: int = 1
         out["ratio_rounds_median"] = float(np.median(pairs))  # robust to one stalled round
         out["added_p50_ms"] = bootstrap(rounds, base, quantile_added(50))
         out["added_p99_ms"] = bootstrap(rounds, base, quantile_added(99))
+    server = np.concatenate([r.get("server_ms", []) for r in rounds])
+    if server.size:
+        out["server_p50_ms"] = float(np.percentile(server, 50))
+        out["server_p99_ms"] = float(np.percentile(server, 99))
+        if rounds is not base:
+            out["added_server_p99_ms"] = bootstrap(
+                rounds, base, quantile_added(99), key="server_ms"
+            )
     if hook_ms is not None and hook_ms.size:
         out["hook_self_p50_ms"] = float(np.percentile(hook_ms, 50))
         out["hook_self_p99_ms"] = float(np.percentile(hook_ms, 99))
@@ -352,6 +438,12 @@ def report(rows: list[dict[str, Any]], first: dict[str, Any] | None, timeout_ms:
         print(f"{r['mode']:<14}{r['n']:>6}{r['rate']:>8.1f}  {ratio:<30}{r['p50_ms']:>7.2f}"
               f"{r['p99_ms']:>8.2f}  {a50:<24}{a99:<26}{own:<22}"
               f"{r['scored']}/{r['fail_open']}/{r['circuit_open']}")  # fmt: skip
+    for r in rows:
+        if "server_p50_ms" in r:
+            added = r.get("added_server_p99_ms")
+            added = f", added p99 {_ci(added)}" if added else ""
+            print(f"  {r['mode']}: slurmctld's own time per submission (sdiag) p50 "
+                  f"{r['server_p50_ms']:.2f}, p99 {r['server_p99_ms']:.2f} ms{added}")  # fmt: skip
     if first is not None:
         print(
             f"first failures with a hanging service: sbatch {first['sbatch_ms']} ms, "
@@ -366,15 +458,28 @@ def plot(path: Path, modes: dict[str, list[dict]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for mode, rounds in modes.items():
-        ms = np.sort(np.concatenate([r["lat_ms"] for r in rounds]))
-        ax.plot(ms, np.arange(1, ms.size + 1) / ms.size, label=f"{mode} (n={ms.size})")
-    ax.set_xscale("log")
-    ax.set_xlabel("sbatch latency inside the slurmctld container, ms")
-    ax.set_ylabel("fraction of calls")
-    ax.set_title("job_submit.lua: sbatch latency per mode (interleaved rounds)")
-    ax.legend()
+    server = any(r.get("server_ms") for rounds in modes.values() for r in rounds)
+    # (key, x label, tail): the sbatch CDF; slurmctld's own times as the share of calls
+    # slower than x on a log scale, where the once-a-second job table rebuild shows
+    panels = [("lat_ms", "sbatch latency inside the slurmctld container, ms", False)]
+    if server:
+        panels.append(("server_ms", "slurmctld's own time per submission (sdiag), ms", True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4), squeeze=False)
+    for ax, (key, xlabel, tail) in zip(axes[0], panels, strict=True):
+        for mode, rounds in modes.items():
+            ms = np.sort(np.concatenate([r[key] for r in rounds]))
+            share = np.arange(1, ms.size + 1) / ms.size
+            held = f", {min(r['held'] for r in rounds)}-{max(r['held'] for r in rounds)} jobs held"
+            ax.plot(ms[:-1] if tail else ms, (1 - share[:-1]) if tail else share,
+                    label=f"{mode} (n={ms.size}{held})")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        if tail:
+            ax.set_yscale("log")
+            ax.axhline(0.01, color="grey", lw=0.8, ls=":")  # p99
+        ax.set_ylabel("share of calls slower than x" if tail else "fraction of calls")
+        ax.legend(fontsize="small")
+    fig.suptitle("job_submit.lua: latency per mode (interleaved rounds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -388,16 +493,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-outage", action="store_true", help="skip the outage modes")
     parser.add_argument("--parallel", type=int, default=1,
                         help="sbatch calls in flight at once (1: one after another)")  # fmt: skip
+    parser.add_argument("--server-time", action="store_true",
+                        help="also read slurmctld's time per submission from sdiag")  # fmt: skip
+    parser.add_argument("--held", type=int, default=0,
+                        help="held jobs to submit first (the job count matters)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")
+    if args.server_time and args.parallel > 1:
+        parser.error("--server-time needs --parallel 1 (sdiag's totals are per message type)")
     dev = DevCluster()
     cluster = DevCluster(ClusterSpec(version=dev.running_version() or ClusterSpec().version))
     if not cluster.is_up():
         raise SystemExit("the dev cluster is not up: run `foresight cluster up` first")
     conf = hook_conf()
-    bench, service = Bench(cluster, args.parallel), Service(cluster, args.workers)
+    bench, service = Bench(cluster, args.parallel, args.server_time), Service(cluster, args.workers)
     per_round = max(args.n // args.rounds, 1)
+    calls = per_round * args.rounds * 3  # no_hook, empty_lua, hook
+    if not args.no_outage:  # no_hook, breaker_open and the calls that open the circuit
+        calls += (per_round * 2 + int(conf["breaker_failures"]) + 1) * args.rounds
+    if problem := bench.room_error(args.held + calls):
+        raise SystemExit(problem)
     modes: dict[str, list[dict]] = {}
     first = None
     try:
@@ -405,18 +521,24 @@ def main(argv: list[str] | None = None) -> None:
               f"{args.rounds} rounds x {per_round} calls per mode, {args.parallel} at a time",
               flush=True)  # fmt: skip
 
-        def hook_on() -> None:
+        if args.held:
+            print(f"submitting {args.held} held jobs first", flush=True)
+            bench.preload(args.held)
+
+        def lua(empty: bool) -> None:
             bench.set_hook(True)
+            bench.set_empty_script(empty)
 
         modes.update(
             interleaved(
                 bench,
-                ("no_hook", "hook"),
+                ("no_hook", "empty_lua", "hook"),
                 args.rounds,
                 per_round,
-                {"no_hook": lambda: bench.set_hook(False), "hook": hook_on},
+                {"no_hook": lambda: bench.set_hook(False),
+                 "empty_lua": lambda: lua(True), "hook": lambda: lua(False)},
             )
-        )
+        )  # fmt: skip
         if not args.no_outage and service.external:
             print("an outside service holds the port: outage modes skipped")
         elif not args.no_outage:
@@ -425,6 +547,7 @@ def main(argv: list[str] | None = None) -> None:
             trips: list[dict] = []
 
             def trip() -> None:  # a fresh Lua state, then open its circuit
+                bench.set_empty_script(False)
                 bench.set_hook(True)
                 cluster.reload_hook()
                 trips.append(
@@ -450,19 +573,28 @@ def main(argv: list[str] | None = None) -> None:
                      "added_p50_ms": float(np.percentile(failed, 50)) - base50,
                      "added_max_ms": float(failed.max()) - base50}  # fmt: skip
     finally:
+        bench.set_empty_script(False)
         bench.hook_on = None
         bench.set_hook(True)
         cluster.reload_hook()
         service.cleanup()
+        if args.held:
+            bench.ctld("scancel", "-n", "bench-held")
     p = args.parallel
     rows = [summarize("no_hook", modes["no_hook"], modes["no_hook"], p),
-            summarize("hook", modes["hook"], modes["no_hook"], p)]  # fmt: skip
+            summarize("empty_lua", modes["empty_lua"], modes["no_hook"], p),
+            summarize("hook", modes["hook"], modes["no_hook"], p),
+            summarize("hook vs empty", modes["hook"], modes["empty_lua"], p)]  # fmt: skip
     if "breaker_open" in modes:
         rows.append(summarize("no_hook", modes["no_hook_outage"], modes["no_hook_outage"], p))
         rows.append(summarize("breaker_open", modes["breaker_open"], modes["no_hook_outage"], p))
     report(rows, first, conf["timeout_ms"])
     print("load average (1 min) per round: "
           + "; ".join(f"{r['mode']} {r['load']}" for r in rows))  # fmt: skip
+    print("jobs slurmctld held during the rounds: "
+          + "; ".join(f"{r['mode']} {r['held'][0]}-{r['held'][1]}" for r in rows))  # fmt: skip
+    print("hook vs empty: the hook against an empty job_submit.lua (Foresight's share; "
+          "empty_lua vs no hook is Slurm's Lua plugin)")
     basis = ("mean time per call, 95% CI over rounds and calls" if p == 1
              else "jobs per second of wall time, 95% CI over paired rounds")  # fmt: skip
     print(f"vs no hook: {basis}; ~ median of the paired rounds' ratios (one stalled round "
@@ -476,8 +608,8 @@ def main(argv: list[str] | None = None) -> None:
     stem = "hooks" if p == 1 else f"hooks_parallel{p}"
     (OUT / f"{stem}.json").write_text(json.dumps(
         {"rows": rows, "first_failures": first, "conf": conf, "parallel": p,
-         "rounds": {m: [{k: v for k, v in r.items() if k != "lat_ms"} for r in rs]
-                    for m, rs in modes.items()}}, indent=2) + "\n")  # fmt: skip
+         "rounds": {m: [{k: v for k, v in r.items() if k not in ("lat_ms", "server_ms")}
+                        for r in rs] for m, rs in modes.items()}}, indent=2) + "\n")  # fmt: skip
     plot(OUT / f"{stem}.png", modes)
     print(f"wrote {OUT / f'{stem}.json'} and {OUT / f'{stem}.png'}")
 
