@@ -1,8 +1,9 @@
 """``foresight check``: is Foresight installed the way the README says, and working?
 
 Each check reads, never changes: Slurm's running configuration (``scontrol show
-config``), the hook and its configuration beside ``slurm.conf``, the Lua modules
-the hook needs, and the service the hook's configuration names (ready, and how
+config``), the hook and its configuration beside ``slurm.conf``, what Slurm's Lua
+plugin itself may cost a submission at ``MaxJobCount``, the Lua modules the hook
+needs, and the service the hook's configuration names (ready, and how
 fast it scores against the hook's deadline). A ``fail`` breaks what Foresight
 promises (no hook, no effect of the site factor, no service); a ``warn`` is
 worth a look (dry run, an outdated hook copy, power saving not configured).
@@ -28,6 +29,12 @@ HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
 SAMPLE_JOB = {"user": "foresight-check", "cpus": 1, "nodes": 1, "time_limit": 3600}
 SCORE_TRIES = 10
 HISTORY_GRACE_S = 600  # the feed polls every 30 s; a job may take a few polls to arrive
+#: What Slurm's job_submit/lua spends per job record when it rebuilds ``slurm.jobs``
+#: (about once a second, inside a submission), measured on the dev machine with 22.05
+#: and 24.11 (docs/cluster.md, "The plugin's own cost").
+LUA_TABLE_US_PER_JOB = 2.5
+#: The share of the hook's timeout it leaves to slurmctld (job_submit.lua gives up at 80%).
+HOOK_RESERVE = 0.2
 
 
 @dataclass
@@ -62,8 +69,26 @@ def slurm_checks(adapter: SlurmAdapter) -> tuple[list[Check], dict]:
         f"is {flags or '(null)'}: add job_comment to keep comments in accounting"))
     out.append(_hook_script(adapter, posixpath.join(conf_dir, "job_submit.lua")))
     conf_check, settings = _hook_conf(adapter, posixpath.join(conf_dir, HOOK_CONF_NAME))
-    out += [conf_check, _lua_modules(adapter), _power_saving(config)]
+    out += [conf_check, _lua_job_table(config, float(settings["timeout_ms"])),
+            _lua_modules(adapter), _power_saving(config)]
     return out, settings
+
+
+def _lua_job_table(config: dict[str, str], timeout_ms: float) -> Check:
+    """What Slurm's Lua plugin itself may cost a submission at ``MaxJobCount`` job records."""
+    try:
+        limit = int(config.get("MaxJobCount", "10000").split()[0])
+    except ValueError:
+        return Check("Lua job table", "skip", f"MaxJobCount = {config['MaxJobCount']!r}")
+    cost_ms = limit * LUA_TABLE_US_PER_JOB / 1000
+    detail = (f"MaxJobCount = {limit}: Slurm's Lua plugin rebuilds its table of every job "
+              f"record about once a second, inside a submission (~{LUA_TABLE_US_PER_JOB:g} µs "
+              f"each where measured: up to ~{cost_ms:.0f} ms)")  # fmt: skip
+    if cost_ms <= timeout_ms * HOOK_RESERVE:
+        return Check("Lua job table", "ok", detail)
+    return Check("Lua job table", "warn", f"{detail}, beyond the {timeout_ms * HOOK_RESERVE:.0f} "
+                 f"ms the hook leaves slurmctld within timeout_ms = {timeout_ms:g}; a shorter "
+                 f"MinJobAge (now {config.get('MinJobAge', '?')}) keeps ended jobs out of it")
 
 
 def _read(adapter: SlurmAdapter, path: str) -> str | None:

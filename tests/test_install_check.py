@@ -115,6 +115,18 @@ def test_an_old_hook_copy_a_dry_run_and_missing_lua_modules_are_flagged():
     assert verdicts(canned(CONFIG, dpkg=no_dpkg))["lua modules"] == "skip"
 
 
+def test_a_large_max_job_count_warns_of_the_lua_plugin_s_job_table():
+    found = {c.name: c for c in slurm_checks(canned({**CONFIG, "MaxJobCount": "10000"}))[0]}
+    assert found["Lua job table"].status == "ok" and "~25 ms" in found["Lua job table"].detail
+    big = {**CONFIG, "MaxJobCount": "100000", "MinJobAge": "300 sec"}
+    table = {c.name: c for c in slurm_checks(canned(big))[0]}["Lua job table"]
+    assert table.status == "warn"
+    assert "~250 ms" in table.detail and "60 ms" in table.detail
+    assert "MinJobAge (now 300 sec)" in table.detail
+    odd = {c.name: c.status for c in slurm_checks(canned({**CONFIG, "MaxJobCount": "lots"}))[0]}
+    assert odd["Lua job table"] == "skip"
+
+
 def test_slurm_unreadable_is_one_failure():
     checks, settings = slurm_checks(canned(None))
     assert [(c.name, c.status) for c in checks] == [("slurm", "fail")] and settings == {}

@@ -307,7 +307,7 @@ def test_foresight_check_finds_the_dev_cluster_installed_as_the_readme_says(
     failed = {n: c.detail for n, c in checks.items() if c.status == "fail"}
     assert not failed
     for name in ("JobSubmitPlugins", "PriorityType", "AccountingStoreFlags", "job_submit.lua",
-                 "job_submit_foresight.conf", "lua modules", "service"):
+                 "job_submit_foresight.conf", "Lua job table", "lua modules", "service"):
         assert checks[name].status == "ok", (name, checks[name].detail)
     assert "(this version)" in checks["job_submit.lua"].detail  # the checkout's hook is mounted
     # the dev cluster's ResumeTimeout (60 s) is below the planner's default boot latency
