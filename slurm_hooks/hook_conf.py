@@ -29,6 +29,12 @@ DEFAULTS: dict[str, str | float | bool] = {
 _LINE = re.compile(r"^(\w+)\s*=\s*(.*)$")
 
 
+def reserve_ms(timeout_ms: float) -> float:
+    """The part of ``timeout_ms`` the hook leaves to slurmctld (``M.reserve_s`` in
+    ``job_submit.lua``: 20%, at least 15 ms, at most half; a test holds them equal)."""
+    return min(max(15.0, timeout_ms * 0.20), timeout_ms * 0.5)
+
+
 def _typed(raw: str) -> str | float | bool:
     if raw in ("true", "false"):
         return raw == "true"

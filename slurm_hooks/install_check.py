@@ -22,7 +22,13 @@ from pathlib import Path
 from energy.controller import check_power_settings
 from energy.planner import PlannerConfig
 from slurm_hooks.completion_feed import FINISHED
-from slurm_hooks.hook_conf import DEFAULTS, HOOK_CONF_NAME, read_hook_conf, type_errors
+from slurm_hooks.hook_conf import (
+    DEFAULTS,
+    HOOK_CONF_NAME,
+    read_hook_conf,
+    reserve_ms,
+    type_errors,
+)
 from slurm_hooks.slurm_adapter import SlurmAdapter, SlurmCommandError
 
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
@@ -33,8 +39,6 @@ HISTORY_GRACE_S = 600  # the feed polls every 30 s; a job may take a few polls t
 #: (about once a second, inside a submission), measured on the dev machine with 22.05
 #: and 24.11 (docs/cluster.md, "The plugin's own cost").
 LUA_TABLE_US_PER_JOB = 2.5
-#: The share of the hook's timeout it leaves to slurmctld (job_submit.lua gives up at 80%).
-HOOK_RESERVE = 0.2
 
 
 @dataclass
@@ -84,9 +88,9 @@ def _lua_job_table(config: dict[str, str], timeout_ms: float) -> Check:
     detail = (f"MaxJobCount = {limit}: Slurm's Lua plugin rebuilds its table of every job "
               f"record about once a second, inside a submission (~{LUA_TABLE_US_PER_JOB:g} µs "
               f"each where measured: up to ~{cost_ms:.0f} ms)")  # fmt: skip
-    if cost_ms <= timeout_ms * HOOK_RESERVE:
+    if cost_ms <= reserve_ms(timeout_ms):
         return Check("Lua job table", "ok", detail)
-    return Check("Lua job table", "warn", f"{detail}, beyond the {timeout_ms * HOOK_RESERVE:.0f} "
+    return Check("Lua job table", "warn", f"{detail}, beyond the {reserve_ms(timeout_ms):.0f} "
                  f"ms the hook leaves slurmctld within timeout_ms = {timeout_ms:g}; a shorter "
                  f"MinJobAge (now {config.get('MinJobAge', '?')}) keeps ended jobs out of it")
 

@@ -219,6 +219,11 @@ local function read_response(sock, deadline)
     return tonumber(status), table.concat(parts), keep, nil
 end
 
+--- The part of timeout_s the hook leaves to its own work and to slurmctld (below).
+function M.reserve_s(timeout_s)
+    return math.min(math.max(0.015, timeout_s * 0.20), timeout_s * 0.5)
+end
+
 --- POST `body` to `url`; the whole exchange must finish within timeout_s.
 -- The socket work gets the budget less a reserve (20% of it, at least 15 ms,
 -- at most half) for the hook's own work (encoding, decoding, a late wake-up
@@ -233,8 +238,7 @@ function M.http_post(url, body, timeout_s, token)
     if not socket_ok then return nil, "lua-socket not installed" end
     local host, port, path = parse_url(url)
     if host == nil then return nil, "bad url " .. tostring(url) end
-    local reserve = math.min(math.max(0.015, timeout_s * 0.20), timeout_s * 0.5)
-    local deadline = socket.gettime() + timeout_s - reserve
+    local deadline = socket.gettime() + timeout_s - M.reserve_s(timeout_s)
     local key = host .. ":" .. port
     local request = head_for(host, port, path, token) .. #body .. "\r\n\r\n" .. body
     if M.conn and (M.conn.key ~= key or not conn_alive(M.conn.sock)) then drop_conn() end

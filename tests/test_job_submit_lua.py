@@ -194,6 +194,20 @@ def test_hostlist_expansion(tmp_path):
     assert out.stdout.split() == ["gpu08", "gpu09", "gpu10", "login", "n1", "n2", "n3", "n7"]
 
 
+def test_the_python_reserve_is_the_lua_hook_s(tmp_path):
+    from slurm_hooks.hook_conf import reserve_ms
+
+    timeouts = [10, 30, 50, 75, 100, 300, 1000, 5000]
+    script = (f'slurm = {{SUCCESS=0, log_info=function() end}}; dofile("{HOOK}"); '
+              f'for _, t in ipairs({{{",".join(map(str, timeouts))}}}) do '
+              'print(string.format("%.6f", foresight_hook.reserve_s(t / 1000) * 1000)) end')
+    out = subprocess.run([LUA, "-e", script], capture_output=True, text=True, check=True,
+                         env={"FORESIGHT_HOOK_CONF": str(tmp_path / "none.conf")})
+    lua = [float(x) for x in out.stdout.split()]
+    assert lua == pytest.approx([reserve_ms(t) for t in timeouts])
+    assert lua[5] == pytest.approx(60.0) and lua[0] == pytest.approx(5.0)  # 20%; at most half
+
+
 def test_rejected_fields_fail_open_without_tripping_the_breaker(tmp_path, service):
     _Service.mode = "invalid"
     results = run_hook(tmp_path, service.server_port, calls=4, breaker_failures=2)
