@@ -22,6 +22,8 @@ from typing import ClassVar
 
 import pytest
 
+from slurm_hooks.hook_conf import reserve_ms
+
 HOOK = Path(__file__).resolve().parent.parent / "slurm_hooks" / "job_submit.lua"
 HARNESS = Path(__file__).resolve().parent / "lua" / "harness.lua"
 LUA = shutil.which("lua5.1")
@@ -195,8 +197,6 @@ def test_hostlist_expansion(tmp_path):
 
 
 def test_the_python_reserve_is_the_lua_hook_s(tmp_path):
-    from slurm_hooks.hook_conf import reserve_ms
-
     timeouts = [10, 30, 50, 75, 100, 300, 1000, 5000]
     script = (f'slurm = {{SUCCESS=0, log_info=function() end}}; dofile("{HOOK}"); '
               f'for _, t in ipairs({{{",".join(map(str, timeouts))}}}) do '
