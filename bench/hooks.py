@@ -70,7 +70,6 @@ import requests
 
 from slurm_hooks.devcluster import ClusterSpec, DevCluster
 from slurm_hooks.hook_conf import HOOK_CONF_NAME, read_hook_conf
-from slurm_hooks.slurm_adapter import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
@@ -182,7 +181,7 @@ class Bench:
     def room_error(self, adding: int) -> str | None:
         """Why ``adding`` more job records would push slurmctld to ``MaxJobCount`` (where
         ``sbatch`` sleeps and retries, stalling a round), or None."""
-        config = parse_config(self.ctld("scontrol", "show", "config"))
+        config = self.cluster.adapter().config()
         limit = int(config.get("MaxJobCount", "10000"))
         held = self.held()
         if held + adding < limit:
