@@ -553,12 +553,16 @@ local config_path = os.getenv("FORESIGHT_HOOK_CONF") or (script_dir() .. "/job_s
 local config, config_problem = M.load_config(config_path)
 if config_problem then log("config: %s", config_problem) end
 
+--- One decision, logged with total_ms: all the time slurmctld spent in Foresight's
+-- code for it (describing the job, the round trip, applying the answer).
 local function run(job_desc, job_rec, part_list, what)
+    local t0 = now()
     local ok, outcome = pcall(M.decide, job_desc, job_rec, part_list, config)
     if not ok then outcome = "fail-open: error " .. tostring(outcome) end
     if config.log_decisions then
-        log("%s user=%s name=%s %s", what, tostring(job_desc.user_name or job_desc.user_id),
-            tostring(job_desc.name), outcome)
+        log("%s user=%s name=%s %s total_ms=%.3f", what,
+            tostring(job_desc.user_name or job_desc.user_id), tostring(job_desc.name), outcome,
+            (now() - t0) * 1000)
     end
 end
 

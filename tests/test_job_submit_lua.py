@@ -129,6 +129,19 @@ def test_good_answer_sets_site_factor_comment_and_valid_exclusions(tmp_path, ser
     assert sent["cpus"] == 4 and sent["nodes"] == 1 and "mem_mb" not in sent
 
 
+def test_each_decision_logs_the_hooks_total_time(tmp_path, service):
+    """total_ms covers the whole decision: at least the round trip, at most the call."""
+    _Service.mode = "hang"
+    results = run_hook(tmp_path, service.server_port, calls=3, timeout_ms=100,
+                       breaker_failures=2)
+    lines = [line for res in results for line in res["logs"]]
+    totals = [float(re.search(r" total_ms=([\d.]+)$", line).group(1)) for line in lines]
+    trips = [float(re.search(r"\(([\d.]+) ms\)", line).group(1)) for line in lines[:2]]
+    assert all(t <= res["ms"] for t, res in zip(totals, results, strict=True))
+    assert totals[0] >= trips[0] > 50 and totals[1] >= trips[1] > 50  # two timed failures
+    assert "circuit open" in lines[2] and totals[2] < 1.0
+
+
 def test_memory_is_sent_as_the_jobs_total(tmp_path, service):
     run_hook(tmp_path, service.server_port,
              job={**JOB, "min_nodes": 2, "min_mem_per_node": 4000, "tres_per_node": "gpu:1"})
