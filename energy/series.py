@@ -4,6 +4,7 @@ A series is a per-sample record of how many nodes are busy and how many exist.
 Two on-disk formats are read:
 
 * ``philly``: ``time,active,total`` (nodes with a running job, nodes in the cluster);
+  ``time`` is a date (naive = UTC) or epoch seconds, in either format;
 * ``helios-vc``: the Helios Earth per-VC files (``running_gpu_num``, ``total_gpu_num``,
   ``pending_gpu_num`` ...); nodes are ``ceil(GPUs / 8)``.
 
@@ -80,6 +81,13 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path) -> pd.Series:
     return values
 
 
+def _parse_times(raw: pd.Series) -> pd.Series:
+    """Date strings or epoch seconds (as the job-log readers take them), naive UTC; NaT else."""
+    seconds = pd.to_numeric(raw, errors="coerce")
+    dates = pd.to_datetime(raw.where(seconds.isna()), errors="coerce", format="mixed")
+    return dates.fillna(pd.to_datetime(seconds, unit="s", errors="coerce"))
+
+
 def _nodes_from_gpus(gpus: pd.Series) -> pd.Series:
     return np.ceil(gpus / GPUS_PER_NODE).astype("int64")
 
@@ -98,7 +106,7 @@ def load_series(path: str | Path, fmt: str = "auto") -> Series:
     found = detect_format(list(raw.columns))
     if fmt != "auto" and fmt != found:
         raise SeriesError(f"{path}: header looks like {found!r}, not {fmt!r}")
-    times = pd.to_datetime(raw["time"], errors="coerce", format="mixed")
+    times = _parse_times(raw["time"])
     if times.isna().any():
         raise SeriesError(f"{path}: unparseable 'time' at {_lines(times.isna())}")
     if found == "philly":

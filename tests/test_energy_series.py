@@ -57,6 +57,14 @@ def test_unparseable_and_negative_values_name_the_line(tmp_path: Path) -> None:
         load_series(tmp_path / "x.csv")
 
 
+def test_epoch_seconds_read_as_the_same_times(tmp_path: Path) -> None:
+    dated = load_series(write(tmp_path, minutes(20)))
+    epoch = "".join(f"{1577836800 + 60 * m},{5 + m % 3},10\n" for m in range(20))
+    s = load_series(write(tmp_path, epoch, "epoch.csv"))
+    assert s.repairs == [] and s.frame.index.equals(dated.frame.index)
+    assert (s.frame["busy"] == dated.frame["busy"]).all()
+
+
 def test_gap_is_kept_missing_not_invented(tmp_path: Path) -> None:
     body = minutes(10) + "2020-01-01 00:45:00,3,10\n"
     s = load_series(write(tmp_path, body))
