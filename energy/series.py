@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from predictor.logs.tabular import normalize_header
+
 FORMATS = ("philly", "helios-vc")
 JOBS = "jobs"  #: a job log, swept into busy nodes per step (energy.job_series)
 GPUS_PER_NODE = 8
@@ -103,6 +105,10 @@ def load_series(path: str | Path, fmt: str = "auto") -> Series:
         raise SeriesError(f"{path}: cannot read as CSV: {exc}") from exc
     if raw.empty:
         raise SeriesError(f"{path}: no data rows")
+    raw.columns = normalize_header(raw.columns)  # as the job-log readers: case, spaces, BOM
+    if raw.columns.duplicated().any():
+        repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
+        raise SeriesError(f"{path}: column(s) {repeated} appear more than once in the header")
     found = detect_format(list(raw.columns))
     if fmt != "auto" and fmt != found:
         raise SeriesError(f"{path}: header looks like {found!r}, not {fmt!r}")

@@ -65,6 +65,15 @@ def test_epoch_seconds_read_as_the_same_times(tmp_path: Path) -> None:
     assert (s.frame["busy"] == dated.frame["busy"]).all()
 
 
+def test_header_case_and_spaces_are_ignored_repeats_refused(tmp_path: Path) -> None:
+    path = tmp_path / "caps.csv"
+    path.write_text("\ufeffTime, Active ,TOTAL\n" + minutes(20))
+    assert load_series(path).frame.equals(load_series(write(tmp_path, minutes(20))).frame)
+    path.write_text("time,active,total,Total\n" + minutes(3).replace(",10\n", ",10,10\n"))
+    with pytest.raises(SeriesError, match=r"\['total'\] appear more than once"):
+        load_series(path)
+
+
 def test_gap_is_kept_missing_not_invented(tmp_path: Path) -> None:
     body = minutes(10) + "2020-01-01 00:45:00,3,10\n"
     s = load_series(write(tmp_path, body))
