@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from predictor.cli.output import fail, report_skipped
 from predictor.evaluation import METRIC_NAMES, evaluate_duration
 from predictor.logs import LogFormatError, read_log
 
@@ -29,16 +30,15 @@ def duration(
     try:
         result = read_log(log, fmt, strict=strict)
     except LogFormatError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail(exc)
+    report_skipped(result)
     with console.status("evaluating") as status:
         try:
             report = evaluate_duration(
                 result.jobs, log=str(log), progress=lambda s: status.update(s)
             )
         except ValueError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(exc)
     if as_json:
         typer.echo(json.dumps(report))
         return

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from predictor.cli.evaluate import evaluate_app
+from predictor.cli.output import fail
 from predictor.interference.evaluation import (
     PairTable,
     evaluate,
@@ -158,14 +159,11 @@ def interference(
                 )
             test = load_lucid(test_pairs, test_profiles or profiles)  # type: ignore[arg-type]
     except (ValueError, ProfileError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail(exc)
     if holdout not in ("pair", "family"):
-        console.print(f"[red]error:[/] --holdout must be 'pair' or 'family', not {holdout!r}")
-        raise typer.Exit(2)
+        fail(f"--holdout must be 'pair' or 'family', not {holdout!r}", code=2)
     if holdout == "family" and (test is not None or gavel is not None):
-        console.print("[red]error:[/] --holdout family needs Lucid --pairs and no --test-pairs")
-        raise typer.Exit(2)
+        fail("--holdout family needs Lucid --pairs and no --test-pairs", code=2)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("cross-validation" if test is None else "train and score",
                             total=folds if test is None else None)  # fmt: skip

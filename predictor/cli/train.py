@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from predictor.cli.output import fail, report_skipped
 from predictor.history import HistoryStore
 from predictor.logs import LogFormatError, read_log
 from predictor.models.duration import MODEL_KINDS, DurationConfig, train_duration
@@ -46,8 +47,8 @@ def train(
         try:
             result = read_log(log, fmt, strict=strict)
         except LogFormatError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(exc)
+        report_skipped(result)
 
         def step(name: str) -> None:
             steps.append(name)
@@ -57,8 +58,7 @@ def train(
         try:
             trained = train_duration(result.jobs, DurationConfig(kind=model), progress=step)
         except ValueError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(exc)
         step("updating history")
         store = HistoryStore.open(state_dir())
         n_new = store.add_completed(result.jobs)
