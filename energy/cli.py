@@ -119,7 +119,11 @@ def _table(result: dict[str, Any]) -> Table:
 
 
 @energy_app.command("plan")
-def plan_cmd(planner: PlannerOpt = None) -> None:
+def plan_cmd(
+    planner: PlannerOpt = None,
+    _json: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the plan is "
+                                        "always printed as JSON.")] = True,
+) -> None:
     """Print the next plan (what a dry-run step would do) as JSON."""
     from energy.controller import current_plan
 
