@@ -41,8 +41,8 @@ def test_skipped_lines_are_named_under_json(tmp_path: Path, foresight_home: Path
 def test_a_bad_log_fails_train_with_its_reason_under_json(
     tmp_path: Path, foresight_home: Path
 ) -> None:
-    log = tmp_path / "none.csv"
+    log = tmp_path / "[none].csv"  # no markup: the name is printed as it is
     log.write_text("a,b\n1,2\n")
     out = CliRunner().invoke(app, ["train", "--log", str(log), "--format", "helios", "--json"])
     assert out.exit_code == 1 and out.stdout == ""
-    assert "none.csv: missing column(s) job_id, submit_time" in out.stderr
+    assert "[none].csv: missing column(s) job_id, submit_time" in out.stderr

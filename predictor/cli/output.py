@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from predictor.logs.reader import LogReadResult
 
@@ -22,7 +23,7 @@ def _stderr() -> Console:
 
 def fail(message: object, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    _stderr().print(f"[red]error:[/] {message}")
+    _stderr().print(f"[red]error:[/] {escape(str(message))}")
     raise typer.Exit(code)
 
 
@@ -31,7 +32,7 @@ def report_skipped(result: LogReadResult, shown: int = SHOWN_SKIPPED) -> None:
     if not result.n_errors:
         return
     console = _stderr()
-    console.print(f"skipped {result.n_errors} bad line(s) of {result.path} "
+    console.print(f"skipped {result.n_errors} bad line(s) of {escape(result.path)} "
                   "(--strict fails on the first; `foresight logs check` lists them):")  # fmt: skip
     for error in result.errors[:shown]:
         console.print(f"  {error}", markup=False)
