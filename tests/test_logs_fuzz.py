@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from predictor.logs import FORMATS, SACCT_FIELDS, LogFormatError, read_log
@@ -54,6 +54,7 @@ LINE = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fmt=st.sampled_from(sorted(FORMATS)), lines=st.lists(LINE, min_size=1, max_size=12))
+@example(fmt="philly", lines=["1-01-01,60,1,60,vc", "9999-12-31,60,1,60,vc"])  # beyond ns dates
 def test_garbage_lines_are_parsed_or_reported(fmt: str, lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log"

@@ -20,7 +20,6 @@ from predictor.logs.errors import ErrorSink, LogFormatError
 from predictor.logs.textio import iter_csv_batches, iter_line_batches, open_text
 
 MISSING_MARKERS = frozenset({"", "unknown", "none", "nan", "null", "n/a", "na"})
-_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass
@@ -101,9 +100,9 @@ def _to_float(raw: pd.Series) -> np.ndarray:
 def _to_epoch(raw: pd.Series) -> np.ndarray:
     """ISO date strings to epoch seconds (naive = UTC); what is not a date becomes NaN."""
     parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
-    return np.array(
-        ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
-    )
+    # numpy in the parsed unit: dates outside pandas' nanosecond range (year 1, 9999) stay exact
+    stamps = parsed.dt.tz_localize(None).to_numpy()
+    return (stamps - np.datetime64(0, "s")) / np.timedelta64(1, "s")
 
 
 def normalize_header(names: Iterable[str]) -> list[str]:
