@@ -176,6 +176,7 @@ def ensure_users(cluster: DevCluster, pairs: set[tuple[str, str]]) -> int:
             known[name] = uid
     new = sorted({u for u, _ in pairs} - set(known))
     if new:
+        users_file.parent.mkdir(parents=True, exist_ok=True)  # a cache: useradd is idempotent
         with users_file.open("a") as fh:
             for name in new:
                 fh.write(f"{name}:{uid_for(name)}\n")
