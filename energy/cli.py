@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from energy.planner import PlannerConfig
+from predictor.cli.output import fail
 
 energy_app = typer.Typer(help="Energy saving: forecast node demand, power idle nodes.",
                          no_args_is_help=True)
@@ -80,8 +81,7 @@ def replay_cmd(
                 progress=lambda msg: status.update(msg),
             )
     except (SeriesError, ValueError) as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc)
     if report is not None:
         for path in write_report(result, report):
             _err.print(f"wrote {path}")

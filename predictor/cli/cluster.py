@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from predictor.cli.output import fail
+
 cluster_app = typer.Typer(
     name="cluster",
     help="The dockerized Slurm dev cluster (MariaDB, slurmdbd, slurmctld, nodes, service).",
@@ -40,11 +42,6 @@ def _cluster(version: str):  # -> DevCluster (imported lazily: keeps `foresight 
         raise typer.BadParameter(str(exc), param_hint="--slurm") from exc
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1)
-
-
 @cluster_app.command("up")
 def up(
     slurm: SlurmOpt = "22.05",
@@ -64,7 +61,7 @@ def up(
     try:
         report = cluster.up(with_service=service, timeout=timeout)
     except (DockerError, TimeoutError) as exc:
-        _fail(exc)
+        fail(exc)
     built = ", ".join(report.built) or "nothing (cached)"
     console.print(
         f"Slurm {report.version} up in {report.seconds:.1f}s; built: {built}; "
@@ -88,7 +85,7 @@ def down(slurm: SlurmOpt = "22.05") -> None:
     try:
         removed = _cluster(slurm).down()
     except DockerError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"removed {len(removed)} containers" + (f": {', '.join(removed)}" if removed else "")
     )
@@ -104,7 +101,7 @@ def status(slurm: SlurmOpt = "22.05") -> None:
     try:
         containers = cluster.containers()
     except DockerError as exc:
-        _fail(exc)
+        fail(exc)
     if not containers:
         typer.echo("cluster is down (no containers)")
         raise typer.Exit(3)
@@ -167,7 +164,7 @@ def stop_service(slurm: SlurmOpt = "22.05") -> None:
     try:
         _cluster(slurm).stop_service()
     except DockerError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @cluster_app.command("start-service")
@@ -178,7 +175,7 @@ def start_service(slurm: SlurmOpt = "22.05") -> None:
     try:
         _cluster(slurm).start_service()
     except DockerError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @cluster_app.command("replay")
@@ -211,14 +208,14 @@ def replay(
 
     cluster = _cluster(slurm)
     if cluster.containers().get(cluster.name("slurmctld")) != "running":
-        _fail(RuntimeError("the cluster is not up: run `foresight cluster up` first"))
+        fail("the cluster is not up: run `foresight cluster up` first")
     t0 = time.monotonic()
     try:
         result = replay_log(
             cluster, log, speedup=speedup, limit=limit, skip=skip, max_sleep=max_sleep, wait=wait
         )
     except (ReplayError, DockerError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"submitted {result.submitted} jobs ({result.failed} rejected) from {log} "
         f"in {time.monotonic() - t0:.1f}s; users created: {result.users_created}"

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from predictor.cli.output import fail
 from predictor.logs import LogFormatError, read_log
 
 logs_app = typer.Typer(help="Read and check job logs.", no_args_is_help=True)
@@ -33,9 +34,8 @@ def check(
     except LogFormatError as exc:
         if as_json:
             typer.echo(json.dumps({"path": str(path), "error": str(exc)}))
-        else:
-            typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+            raise typer.Exit(1) from exc
+        fail(exc)
     seconds = time.perf_counter() - started
     jobs = result.jobs
     summary = {

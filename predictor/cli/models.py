@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from predictor.cli.output import fail
 from predictor.registry import ModelLoadError, ModelRegistry
 
 models_app = typer.Typer(help="List, activate and roll back run-time models.",
@@ -41,8 +42,7 @@ def activate(version: Annotated[str, typer.Argument(help="Version to activate.")
     try:
         ModelRegistry().activate(version)
     except ModelLoadError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(exc)
     typer.echo(f"active: {version}")
 
 
@@ -52,6 +52,5 @@ def rollback() -> None:
     try:
         version = ModelRegistry().rollback()
     except ModelLoadError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(exc)
     typer.echo(f"active: {version}")

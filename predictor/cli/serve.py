@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from predictor.cli.output import fail
 from predictor.config import ConfigError, ServiceConfig, load_config
 
 
@@ -85,8 +86,7 @@ def _train_default(config: ServiceConfig) -> None:
     try:
         version = train_default_model(config)
     except BootstrapError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc)
     typer.echo(f"trained and activated model {version} from {config.default_log}")
 
 

@@ -23,6 +23,7 @@ from policies.simulator.replay import (
     prepare_replay,
     run_policies,
 )
+from predictor.cli.output import fail
 from predictor.logs import LogFormatError, read_log
 
 PREDICTION_SOURCES = ("causal", "online", "oracle")
@@ -162,11 +163,9 @@ def simulate(
             predictions=pred,
         )
     except (ValueError, LogFormatError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, code=2)
     if len(replay.workload) == 0:
-        console.print("[red]error:[/red] no job of the log can be replayed in this window/cluster")
-        raise typer.Exit(2)
+        fail("no job of the log can be replayed in this window/cluster", code=2)
     _print_setup(console, replay, result.n_errors)
     colo = None
     if colocation:
@@ -175,8 +174,7 @@ def simulate(
         try:
             colo = lucid_colocation(replay.workload.jobs, hints=hints)
         except (OSError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            fail(exc, code=2)
     sibling_spec = SiblingSpec() if siblings and predictions == "causal" else None
     results = _run_with_progress(
         replay, names, backfill, console, params, online, colo, sibling_spec
