@@ -55,5 +55,20 @@ def test_philly_status_column_and_bad_rows(tmp_path: Path) -> None:
 def test_philly_missing_columns_are_named(tmp_path: Path) -> None:
     path = tmp_path / "philly.csv"
     path.write_text("timestamp,duration\n2017-10-09 07:01:55,66\n")
-    with pytest.raises(LogFormatError, match=r"missing column.*num_gpus, cluster"):
+    with pytest.raises(LogFormatError, match=r"missing column.*num_gpus \(header"):
         read_log(path, "philly")
+
+
+def test_philly_style_exports_without_vc_or_with_users_and_names(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.csv"
+    bare.write_text("timestamp,duration,num_gpus\n2017-10-09 07:01:55,66,1\n")
+    jobs = read_log(bare).jobs  # detected as philly; no identity at all
+    assert jobs[["user", "account", "vc", "job_name"]].iloc[0].tolist() == ["", "", "", ""]
+    named = tmp_path / "named.csv"
+    named.write_text("timestamp,duration,num_gpus,vc,user,jobname\n"
+                     "2017-10-09 07:01:55,66,1,vc1,alice,train-bert\n"
+                     "2017-10-09 07:02:55,60,2,vc1,,eval\n")  # fmt: skip
+    jobs = read_log(named).jobs
+    assert jobs["user"].tolist() == ["alice", "vc1"]  # a blank user falls back to the VC
+    assert jobs["account"].tolist() == ["vc1", "vc1"] and jobs["vc"].tolist() == ["vc1", "vc1"]
+    assert jobs["job_name"].tolist() == ["train-bert", "eval"]

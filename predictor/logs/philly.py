@@ -11,6 +11,9 @@ timestamps are kept as seconds. ``duration`` is the run time in seconds,
 The export has no users or job ids, so ``user`` = ``account`` = ``vc`` =
 ``partition`` = ``cluster``, and ``job_id`` is the record's position in the
 file (1 = first data row) unless a ``job_id``/``jobid`` column exists.
+Other Philly-style exports may differ: ``cluster`` (or ``vc``) may be absent
+(a GPU-only log with no identity at all), and a ``user`` or ``jobname``
+column, where present, is the job's user (the VC stays its account) or name.
 Start and end times are unknown (NaN); ``state`` is COMPLETED unless a
 ``status``/``state`` column says otherwise (Philly's ``Pass``/``Killed``/
 ``Failed`` map to COMPLETED/CANCELLED/FAILED).
@@ -30,8 +33,9 @@ from predictor.logs.tabular import iter_records
 from predictor.logs.validate import SeenJobIds, finish_chunk
 
 FORMAT = "philly"
-NEEDED = ("timestamp", "duration", "num_gpus", "cluster")
-ALIASES = {"jobid": "job_id", "status": "state", "submitted_time": "timestamp"}
+NEEDED = ("timestamp", "duration", "num_gpus")
+ALIASES = {"jobid": "job_id", "status": "state", "submitted_time": "timestamp", "vc": "cluster",
+           "job_name": "jobname", "user_name": "user"}  # fmt: skip
 
 
 def iter_philly(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -43,6 +47,8 @@ def iter_philly(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[
         positions = np.arange(position + 1, position + n + 1)
         position += n
         cluster = batch.text("cluster")
+        given = batch.text("user")
+        user = given.where(given != "", cluster)
         job_id = (
             batch.text("job_id")
             if "job_id" in batch.frame
@@ -52,10 +58,11 @@ def iter_philly(path: str | Path, sink: ErrorSink, chunk_rows: int) -> Iterator[
         frame = pd.DataFrame(
             {
                 "job_id": job_id.to_numpy(),
-                "user": cluster.to_numpy(),
+                "user": user.to_numpy(),
                 "account": cluster.to_numpy(),
                 "partition": cluster.to_numpy(),
                 "vc": cluster.to_numpy(),
+                "job_name": batch.text("jobname").to_numpy(),
                 "gpus": batch.number("num_gpus"),
                 "submit_time": batch.seconds("timestamp"),
                 "run_time": batch.number("duration"),
