@@ -43,6 +43,20 @@ def test_detect_format(tmp_path: Path, fmt: str) -> None:
     assert tuple(result.jobs.columns) == JOB_COLUMNS
 
 
+@pytest.mark.parametrize(
+    ("header", "fmt"),
+    [
+        ("JobID,Submit_Time,Duration,GPUs", "helios"),  # no user, no VC: still Helios
+        ("job_id,submit_time,end_time", "helios"),
+        ("submitted_time,duration,num_gpus", "philly"),  # Philly without its VC column
+    ],
+)
+def test_csv_detected_by_what_its_reader_needs(tmp_path: Path, header: str, fmt: str) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(header + "\n")
+    assert detect_format(path) == fmt and read_log(path).format == fmt
+
+
 def test_detect_swf_without_header(tmp_path: Path) -> None:
     path = tmp_path / "log"
     path.write_text(SWF.split("\n", 1)[1])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from predictor.logs import helios, philly
 from predictor.logs.errors import LogFormatError
 from predictor.logs.sacct import SACCT_FIELDS
 from predictor.logs.tabular import normalize_header
 from predictor.logs.textio import head_lines
 
 SWF_FIELDS = 18
-PHILLY_MARKERS = frozenset({"timestamp", "duration", "num_gpus"})
-HELIOS_MARKERS = frozenset({"submit_time", "gpu_num", "vc"})
 SACCT_MARKERS = frozenset({"jobid", "jobidraw"})
 
 
@@ -52,11 +51,10 @@ def detect_format(path: str | Path) -> str:
         fields = first.split("|")
         if set(normalize_header(fields)) & SACCT_MARKERS or len(fields) == len(SACCT_FIELDS):
             return "sacct"
-    header = set(normalize_header(first.split(",")))
-    if header >= PHILLY_MARKERS:
-        return "philly"
-    if header >= HELIOS_MARKERS:
-        return "helios"
+    header = normalize_header(first.split(","))
+    for reader in (philly, helios):  # a CSV is the first whose reader finds what it needs
+        if set(reader.NEEDED) <= {reader.ALIASES.get(n, n) for n in header}:
+            return reader.FORMAT
     raise LogFormatError(
         f"{path}: cannot detect the log format from its first line {first[:80]!r}; "
         "pass a format: swf, sacct, sacct-json, philly or helios"
