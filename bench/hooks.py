@@ -463,25 +463,35 @@ def plot(path: Path, modes: dict[str, list[dict]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    server = any(r.get("server_ms") for rounds in modes.values() for r in rounds)
-    # (key, x label, tail): the sbatch CDF; slurmctld's own times as the share of calls
-    # slower than x on a log scale, where the once-a-second job table rebuild shows
+    def measured(key: str) -> bool:
+        return any(r.get(key) for rounds in modes.values() for r in rounds)
+
+    # (key, x label, tail): the sbatch CDF; slurmctld's own times and the hook's total_ms
+    # as the share of calls slower than x on a log scale, where the tails show
     panels = [("lat_ms", "sbatch latency inside the slurmctld container, ms", False)]
-    if server:
+    if measured("server_ms"):
         panels.append(("server_ms", "slurmctld's own time per submission (sdiag), ms", True))
+    if measured("total_ms"):
+        panels.append(("total_ms", "time slurmctld spent in the hook (total_ms), ms", True))
+    colors = {mode: f"C{i}" for i, mode in enumerate(modes)}  # one colour per mode throughout
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4), squeeze=False)
     for ax, (key, xlabel, tail) in zip(axes[0], panels, strict=True):
         for mode, rounds in modes.items():
-            ms = np.sort(np.concatenate([r[key] for r in rounds]))
+            ms = np.sort(np.concatenate([r.get(key, []) for r in rounds]))
+            if not ms.size:  # no hook in this mode: nothing of Foresight's to time
+                continue
             share = np.arange(1, ms.size + 1) / ms.size
             held = f", {min(r['held'] for r in rounds)}-{max(r['held'] for r in rounds)} jobs held"
             ax.plot(ms[:-1] if tail else ms, (1 - share[:-1]) if tail else share,
-                    label=f"{mode} (n={ms.size}{held})")  # fmt: skip
+                    color=colors[mode], label=f"{mode} (n={ms.size}{held})")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         if tail:
             ax.set_yscale("log")
             ax.axhline(0.01, color="grey", lw=0.8, ls=":")  # p99
+        if key == "total_ms":
+            ax.axvline(TARGETS["open_added_p99_ms"], color="grey", lw=0.8, ls="--",
+                       label="1 ms: the circuit-open target")  # fmt: skip
         ax.set_ylabel("share of calls slower than x" if tail else "fraction of calls")
         ax.legend(fontsize="small")
     fig.suptitle("job_submit.lua: latency per mode (interleaved rounds)")
