@@ -33,7 +33,8 @@ def test_skipped_lines_are_named_under_json(tmp_path: Path, foresight_home: Path
     log = swf(tmp_path / "bad.swf", 60, bad_after=10)
     out = CliRunner().invoke(app, ["evaluate", "duration", "--log", str(log), "--json"])
     assert out.exit_code == 0, out.stderr
-    assert json.loads(out.stdout)["n_train"] + json.loads(out.stdout)["n_test"] == 60
+    report = json.loads(out.stdout)
+    assert report["n_train"] + report["n_test"] == 60
     assert "skipped 1 bad line(s)" in out.stderr
     assert f"{log}:12: expected 18 whitespace-separated fields" in out.stderr
 
